@@ -1,0 +1,1 @@
+/* The shared library exports the C API of mgl_core; this file gives it a source. */
