@@ -18,7 +18,7 @@ struct Error : std::runtime_error {
 
 // FNV-1a 64-bit, used for model fingerprints and state checksums (FORMAT.md).
 struct Fnv1a64 {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 14695981039346656037ull;  // FNV-1a 64 offset basis
     void update(const void *data, size_t n) {
         const unsigned char *p = static_cast<const unsigned char *>(data);
         for (size_t i = 0; i < n; ++i) { h ^= p[i]; h *= 1099511628211ull; }

@@ -1,0 +1,531 @@
+// The forward pass (FORMAT.md 1.3, megalodon.md 1-6) over segments of rows that never cross a
+// chunk boundary. Decoding is the same code with one row.
+//
+// Per layer and segment: TimestepNorm (sequential Welford over the rows, parallel over groups),
+// CEMA by the step recurrence (parallel over channels, vectorised along them), RMSNorm, the
+// projections as batched matrix products, per-head Z normalisation + RoPE, K/V appended to the
+// state, chunk-local causal attention in tiles of query rows (parallel over heads x tiles, the
+// masked part beyond each tile's last row never computed), the gate, the two-hop residual with
+// LayerNorm and the FFN. After the last layer the final TimestepNorm absorbs every row; logits
+// are computed only for the rows a call asks for.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+
+#include "common.h"
+#include "state.h"
+
+namespace mgl {
+
+namespace {
+
+// Below this many multiply-adds an elementwise step runs on the calling thread.
+constexpr int64_t kMinParallelWork = 1 << 15;
+
+inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+// Runs fn(begin, end) over [0, n) split into ranges, in parallel when the work pays for it.
+template <class Fn>
+void parallel_ranges(ThreadPool *pool, int64_t n, int64_t cost_per_item, const Fn &fn) {
+    const int64_t threads = pool ? pool->size() : 1;
+    if (threads <= 1 || n < 2 || n * cost_per_item < kMinParallelWork) {
+        fn(int64_t(0), n);
+        return;
+    }
+    const int64_t tasks = std::min(n, threads * 4);
+    pool->parallel_for(tasks, [&](int64_t task, int) { fn(task * n / tasks, (task + 1) * n / tasks); });
+}
+
+// Mean and population variance of x[0..n) (double accumulation).
+inline void moments(const float *x, int64_t n, double &mean, double &var) {
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i) s += x[i];
+    mean = s / double(n);
+    double s2 = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        const double d = x[i] - mean;
+        s2 += d * d;
+    }
+    var = s2 / double(n);
+}
+
+inline double mean_square(const float *x, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i) s += double(x[i]) * x[i];
+    return s / double(n);
+}
+
+// TimestepNorm over `rows` rows of x (row stride D) for groups [g0, g1) (megalodon.md 3.2):
+// Welford-merge each row's group moments into (mean, var) with count0 + row earlier rows, then
+// normalise the row with the updated statistics. out (optional) gets the affine output;
+// row_mean / row_rstd (optional, [rows][G]) get the statistics after each row.
+void timestep_norm(const float *x, int64_t rows, int64_t D, int64_t G, int64_t g0, int64_t g1, int64_t count0,
+                   float eps, float *mean, float *var, const float *weight, const float *bias, float *out,
+                   float *row_mean, float *row_rstd) {
+    const int64_t dg = D / G;
+    for (int64_t t = 0; t < rows; ++t) {
+        const double n_old = double(count0 + t), n_new = n_old + 1.0;
+        const double c1 = n_old / n_new, c2 = 1.0 / n_new;
+        for (int64_t g = g0; g < g1; ++g) {
+            const float *xs = x + t * D + g * dg;
+            double m, s2;
+            moments(xs, dg, m, s2);
+            const double delta = m - double(mean[g]);
+            const float new_mean = float(c1 * mean[g] + c2 * m);
+            const float new_var = float(c1 * var[g] + c2 * s2 + c1 * c2 * delta * delta);
+            mean[g] = new_mean;
+            var[g] = new_var;
+            const float rstd = float(1.0 / std::sqrt(double(new_var) + double(eps)));
+            if (row_mean) row_mean[t * G + g] = new_mean;
+            if (row_rstd) row_rstd[t * G + g] = rstd;
+            if (out) {
+                float *o = out + t * D + g * dg;
+                const float *w = weight + g * dg, *b = bias + g * dg;
+                for (int64_t j = 0; j < dg; ++j) o[j] = (xs[j] - new_mean) * rstd * w[j] + b[j];
+            }
+        }
+    }
+}
+
+// CEMA step recurrence (megalodon.md 2.2) for channels [d0, d1) over `rows` rows. State and
+// coefficients are [N][D] so the inner loop runs along contiguous channels.
+void cema_rows(const LayerWeights &w, float *__restrict h_re, float *__restrict h_im, const float *x_hat,
+               float *c, int64_t rows, int64_t D, int64_t N, int64_t d0, int64_t d1) {
+    for (int64_t t = 0; t < rows; ++t) {
+        const float *__restrict xt = x_hat + t * D;
+        float *__restrict ct = c + t * D;
+        for (int64_t d = d0; d < d1; ++d) ct[d] = w.cema_omega[size_t(d)] * xt[d];
+        for (int64_t n = 0; n < N; ++n) {
+            const int64_t off = n * D;
+            const float *__restrict qr = w.cema_q_re.data() + off;
+            const float *__restrict qi = w.cema_q_im.data() + off;
+            const float *__restrict p = w.cema_p.data() + off;
+            const float *__restrict er = w.cema_eta_re.data() + off;
+            const float *__restrict ei = w.cema_eta_im.data() + off;
+            float *__restrict hr = h_re + off;
+            float *__restrict hi = h_im + off;
+            for (int64_t d = d0; d < d1; ++d) {
+                const float re = qr[d] * hr[d] - qi[d] * hi[d] + p[d] * xt[d];
+                const float im = qr[d] * hi[d] + qi[d] * hr[d];
+                hr[d] = re;
+                hi[d] = im;
+                ct[d] += er[d] * re - ei[d] * im;
+            }
+        }
+    }
+}
+
+// In-place softmax of s[0..visible), zeros in s[visible..n).
+void masked_softmax(float *s, int64_t visible, int64_t n) {
+    float mx = s[0];
+    for (int64_t j = 1; j < visible; ++j) mx = std::max(mx, s[j]);
+    double sum = 0;
+    for (int64_t j = 0; j < visible; ++j) {
+        const float e = std::exp(s[j] - mx);
+        s[j] = e;
+        sum += e;
+    }
+    const float inv = float(1.0 / sum);
+    for (int64_t j = 0; j < visible; ++j) s[j] *= inv;
+    for (int64_t j = visible; j < n; ++j) s[j] = 0.0f;
+}
+
+WeightView f32_view(const float *data, int64_t rows, int64_t cols, int64_t ld) {
+    WeightView w;
+    w.type = DType::F32;
+    w.data = data;
+    w.rows = rows;
+    w.cols = cols;
+    w.ld = ld;
+    return w;
+}
+
+}  // namespace
+
+// Which outputs one segment produces (rows are segment-local).
+struct SegmentOutputs {
+    // Logits of heads [0, n_heads) for rows [logits_begin, logits_end): row r, head j at
+    // logits + (r - logits_begin) * n_heads * V + j * V.
+    float *logits = nullptr;
+    int64_t logits_begin = 0, logits_end = 0;
+    int n_heads = 0;
+    // Heads [0, keep_last_heads) of the segment's last row become the state's last logits.
+    int keep_last_heads = 0;
+    // Head-1 NLL of targets[r] for rows r < n_scored.
+    const int32_t *targets = nullptr;
+    int64_t n_scored = 0;
+    double *sum_nll = nullptr;
+};
+
+class ForwardPass {
+public:
+    ForwardPass(const Model &model, State &state)
+        : model_(model), cfg_(model.config()), st_(state), s_(model.scratch()) {}
+
+    // Takes the model's run mutex for each segment when lock is set (a nested refresh run
+    // already holds it); the progress callback runs without it.
+    bool run(const int32_t *tokens, int64_t n, RunRequest &req, bool lock);
+
+private:
+    void segment(const int32_t *tokens, int64_t rows, const SegmentOutputs &out);
+    void embed(const int32_t *tokens, int64_t rows);
+    void block(int64_t layer, int64_t rows);
+    void attention(int64_t layer, int64_t rows, int64_t kv0);
+    void final_norm(int64_t rows);
+    // Logits of heads [head_begin, head_end) for rows [r0, r1): row r, head j at
+    // out + (r - r0) * row_stride + (j - head_begin) * V.
+    void head_logits(int64_t r0, int64_t r1, int head_begin, int head_end, float *out, int64_t row_stride);
+    // Final-norm output of hidden rows h[0..count) (row stride D) for segment rows r0.. into out.
+    void normalise_final(const float *h, int64_t r0, int64_t count, float *out);
+    void score(const SegmentOutputs &out);
+    void refresh();
+
+    const Model &model_;
+    const ModelConfig &cfg_;
+    State &st_;
+    Scratch &s_;
+    ThreadPool *pool_ = nullptr;
+};
+
+bool ForwardPass::run(const int32_t *tokens, int64_t n, RunRequest &req, bool lock) {
+    if (n <= 0) return true;
+    const int64_t V = cfg_.n_vocab, C = cfg_.chunk_size;
+    std::fill(st_.last_logits_valid_.begin(), st_.last_logits_valid_.end(), 0);
+    const int64_t logits_first = n - req.logits_rows;  // first call row with logits
+    int64_t done = 0;
+    while (done < n) {
+        const int64_t rows = std::min({n - done, C - st_.kv_len_, s_.max_rows});
+        SegmentOutputs out;
+        if (req.logits_rows > 0 && done + rows > logits_first) {
+            out.logits_begin = std::max<int64_t>(0, logits_first - done);
+            out.logits_end = rows;
+            out.n_heads = req.n_heads;
+            out.logits = req.logits + (done + out.logits_begin - logits_first) * req.n_heads * V;
+        }
+        if (done + rows == n) out.keep_last_heads = req.keep_last_heads;
+        if (req.score) {
+            out.targets = tokens + done + 1;
+            out.n_scored = std::min(rows, n - 1 - done);
+            out.sum_nll = &req.sum_nll;
+        }
+        {
+            std::unique_lock<std::mutex> guard(model_.run_mutex(), std::defer_lock);
+            if (lock) guard.lock();
+            pool_ = model_.pool();  // set_threads may have replaced it between segments
+            segment(tokens + done, rows, out);
+        }
+        done += rows;
+        if (req.score) req.n_scored += out.n_scored;
+        const bool boundary = st_.position_ % C == 0 || done == n;
+        if (boundary && req.progress && req.progress(done, n, req.progress_user) != 0 && done < n) return false;
+    }
+    return true;
+}
+
+void ForwardPass::segment(const int32_t *tokens, int64_t rows, const SegmentOutputs &out) {
+    const int64_t D = cfg_.d_model, L = cfg_.n_layers;
+    // Heads 2..n of the trunk source read the input of block L.
+    const bool keep_trunk = (out.n_heads > 1 || out.keep_last_heads > 1) && !cfg_.mtp_source_final;
+
+    embed(tokens, rows);
+    for (int64_t l = 0; l < L; ++l) {
+        if (l == L - 1 && keep_trunk) std::copy(s_.x.data(), s_.x.data() + rows * D, s_.trunk.data());
+        block(l, rows);
+    }
+    final_norm(rows);
+    st_.tsn_count_ += rows;
+    st_.position_ += rows;
+    st_.kv_len_ = st_.position_ % cfg_.chunk_size;
+
+    // Outputs use this segment's final-norm statistics, so they come before any refresh.
+    if (out.logits_end > out.logits_begin)
+        head_logits(out.logits_begin, out.logits_end, 0, out.n_heads, out.logits, out.n_heads * cfg_.n_vocab);
+    if (out.n_scored > 0) score(out);
+    if (out.keep_last_heads > 0) {
+        const int64_t V = cfg_.n_vocab, last = rows - 1;
+        float *dst = st_.last_logits_.data();
+        int first_missing = 0;
+        if (out.logits_end == rows && out.logits_end > out.logits_begin) {
+            // Already computed for the caller: copy what overlaps.
+            first_missing = std::min(out.n_heads, out.keep_last_heads);
+            const float *src = out.logits + (last - out.logits_begin) * out.n_heads * V;
+            std::copy(src, src + first_missing * V, dst);
+        }
+        if (first_missing < out.keep_last_heads)
+            head_logits(last, rows, first_missing, out.keep_last_heads, dst + first_missing * V, 0);
+        for (int j = 0; j < out.keep_last_heads; ++j) st_.last_logits_valid_[size_t(j)] = 1;
+    }
+
+    if (st_.refresh_mode()) {
+        const int64_t cap = st_.history_capacity();
+        for (int64_t i = 0; i < rows; ++i) {
+            if (st_.history_len_ < cap) {
+                st_.history_[size_t((st_.history_start_ + st_.history_len_) % cap)] = tokens[i];
+                ++st_.history_len_;
+            } else {
+                st_.history_[size_t(st_.history_start_)] = tokens[i];
+                st_.history_start_ = (st_.history_start_ + 1) % cap;
+            }
+        }
+        const int64_t C = cfg_.chunk_size;
+        if (st_.position_ % (State::kRefreshEveryChunks * C) == 0 && st_.position_ >= State::kRefreshMinChunks * C)
+            refresh();
+    }
+}
+
+// TimestepNorm statistics of every norm are replaced by those of a blank run over the last
+// 6C tokens (megalodon.md 6.4); CEMA states, KV and the position stay.
+void ForwardPass::refresh() {
+    std::vector<int32_t> window(size_t(st_.history_len_));
+    const int64_t cap = st_.history_capacity();
+    for (int64_t i = 0; i < st_.history_len_; ++i) window[size_t(i)] = st_.history_[size_t((st_.history_start_ + i) % cap)];
+    State fresh(model_, 0);
+    RunRequest ingest;
+    ForwardPass(model_, fresh).run(window.data(), int64_t(window.size()), ingest, false);
+    st_.tsn_count_ = fresh.tsn_count_;
+    st_.tsn_mean_ = fresh.tsn_mean_;
+    st_.tsn_var_ = fresh.tsn_var_;
+}
+
+void ForwardPass::embed(const int32_t *tokens, int64_t rows) {
+    const int64_t D = cfg_.d_model;
+    const float scale = cfg_.scale_embedding ? float(std::sqrt(double(D))) : 1.0f;
+    for (int64_t i = 0; i < rows; ++i) {
+        float *x = s_.x.data() + i * D;
+        dequantize_row(model_.token_embd(), tokens[i], x);
+        if (cfg_.scale_embedding)
+            for (int64_t j = 0; j < D; ++j) x[j] *= scale;
+    }
+}
+
+void ForwardPass::block(int64_t layer, int64_t rows) {
+    const LayerWeights &w = model_.layers()[size_t(layer)];
+    const int64_t D = cfg_.d_model, N = cfg_.cema_ndim, Z = cfg_.z_dim, E = cfg_.value_dim, G = cfg_.norm_groups;
+    const int64_t H = cfg_.n_heads, dz = cfg_.head_z(), C = cfg_.chunk_size;
+    const int64_t F = cfg_.ffn_dim, kv0 = st_.kv_len_;
+    const float eps = cfg_.norm_eps;
+    float *x = s_.x.data(), *x_hat = s_.x_hat.data(), *m = s_.m.data(), *y = s_.y.data(), *proj = s_.proj.data();
+
+    // TimestepNorm: rows in order, groups in parallel.
+    float *mean = st_.tsn_mean(layer), *var = st_.tsn_var(layer);
+    const int64_t count0 = st_.tsn_count_;
+    parallel_ranges(pool_, G, rows * (D / G) * 4, [&](int64_t g0, int64_t g1) {
+        timestep_norm(x, rows, D, G, g0, g1, count0, eps, mean, var, w.tsn_weight.data(), w.tsn_bias.data(), x_hat,
+                      nullptr, nullptr);
+    });
+
+    // CEMA into m, channels in parallel.
+    float *h_re = st_.cema_re(layer), *h_im = st_.cema_im(layer);
+    parallel_ranges(pool_, D, rows * N * 8, [&](int64_t d0, int64_t d1) {
+        cema_rows(w, h_re, h_im, x_hat, m, rows, D, N, d0, d1);
+    });
+
+    // RMSNorm of the CEMA output.
+    parallel_ranges(pool_, rows, D * 2, [&](int64_t r0, int64_t r1) {
+        for (int64_t i = r0; i < r1; ++i) {
+            float *mi = m + i * D;
+            const float rs = float(1.0 / std::sqrt(mean_square(mi, D) + double(eps)));
+            for (int64_t j = 0; j < D; ++j) mi[j] = mi[j] * rs * w.rms_weight[size_t(j)];
+        }
+    });
+
+    float *z = s_.z.data(), *q = s_.q.data(), *v = s_.v.data(), *r = s_.r.data();
+    matmul(pool_, m, rows, D, w.attn_z, w.attn_z_bias.data(), z, Z);
+    matmul(pool_, x_hat, rows, D, w.attn_v, w.attn_v_bias.data(), v, E);
+    matmul(pool_, m, rows, D, w.attn_r, w.attn_r_bias.data(), r, E);
+
+    // Per-head Z normalisation, Q/K affine, RoPE at the chunk position; K and silu(V) appended
+    // to the state's KV; silu of the gate.
+    float *keys = st_.keys(layer), *values_t = st_.values_t(layer);
+    const float *rope_cos = model_.rope_cos().data(), *rope_sin = model_.rope_sin().data();
+    const int64_t half = dz / 2;
+    parallel_ranges(pool_, rows, 4 * Z + 3 * E, [&](int64_t r0, int64_t r1) {
+        for (int64_t i = r0; i < r1; ++i) {
+            const int64_t pos = kv0 + i;
+            const float *zi = z + i * Z;
+            float *qi = q + i * Z, *ki = keys + pos * Z;
+            const float *cs = rope_cos + pos * half, *sn = rope_sin + pos * half;
+            for (int64_t h = 0; h < H; ++h) {
+                const int64_t o = h * dz;
+                const float rs = float(1.0 / std::sqrt(mean_square(zi + o, dz) + double(eps)));
+                for (int64_t p = 0; p < half; ++p) {
+                    const int64_t j0 = o + 2 * p, j1 = j0 + 1;
+                    const float z0 = zi[j0] * rs, z1 = zi[j1] * rs;
+                    const float q0 = z0 * w.q_scale[size_t(j0)] + w.q_bias[size_t(j0)];
+                    const float q1 = z1 * w.q_scale[size_t(j1)] + w.q_bias[size_t(j1)];
+                    const float k0 = z0 * w.k_scale[size_t(j0)] + w.k_bias[size_t(j0)];
+                    const float k1 = z1 * w.k_scale[size_t(j1)] + w.k_bias[size_t(j1)];
+                    qi[j0] = q0 * cs[p] - q1 * sn[p];
+                    qi[j1] = q0 * sn[p] + q1 * cs[p];
+                    ki[j0] = k0 * cs[p] - k1 * sn[p];
+                    ki[j1] = k0 * sn[p] + k1 * cs[p];
+                }
+            }
+            const float *vi = v + i * E;
+            for (int64_t e = 0; e < E; ++e) values_t[e * C + pos] = silu(vi[e]);
+            float *ri = r + i * E;
+            for (int64_t e = 0; e < E; ++e) ri[e] = silu(ri[e]);
+        }
+    });
+
+    attention(layer, rows, kv0);  // s_.o = attention output ⊙ gate
+
+    // First hop: Y = X + M W_h1ᵀ + b_h1 + (O ⊙ R) W_h2ᵀ, then LayerNorm(Y) in place.
+    matmul(pool_, m, rows, D, w.attn_h1, w.attn_h1_bias.data(), y, D);
+    matmul(pool_, s_.o.data(), rows, E, w.attn_h2, nullptr, proj, D);
+    parallel_ranges(pool_, rows, D * 4, [&](int64_t r0, int64_t r1) {
+        for (int64_t i = r0; i < r1; ++i) {
+            float *yi = y + i * D;
+            const float *xi = x + i * D, *pi = proj + i * D;
+            for (int64_t j = 0; j < D; ++j) yi[j] = xi[j] + yi[j] + pi[j];
+            double mu, var_y;
+            moments(yi, D, mu, var_y);
+            const float rs = float(1.0 / std::sqrt(var_y + double(eps))), muf = float(mu);
+            for (int64_t j = 0; j < D; ++j)
+                yi[j] = (yi[j] - muf) * rs * w.ffn_norm_weight[size_t(j)] + w.ffn_norm_bias[size_t(j)];
+        }
+    });
+
+    // FFN and the second hop: out = X + W_down(silu(U W_gateᵀ) [⊙ U W_upᵀ]).
+    float *a = s_.ffn_a.data(), *b = s_.ffn_b.data();
+    matmul(pool_, y, rows, D, w.ffn_gate, nullptr, a, F);
+    if (cfg_.swiglu) matmul(pool_, y, rows, D, w.ffn_up, nullptr, b, F);
+    parallel_ranges(pool_, rows, F * 4, [&](int64_t r0, int64_t r1) {
+        for (int64_t i = r0; i < r1; ++i) {
+            float *ai = a + i * F;
+            if (cfg_.swiglu) {
+                const float *bi = b + i * F;
+                for (int64_t j = 0; j < F; ++j) ai[j] = silu(ai[j]) * bi[j];
+            } else {
+                for (int64_t j = 0; j < F; ++j) ai[j] = silu(ai[j]);
+            }
+        }
+    });
+    matmul(pool_, a, rows, F, w.ffn_down, nullptr, proj, D);
+    parallel_ranges(pool_, rows, D, [&](int64_t r0, int64_t r1) {
+        for (int64_t i = r0 * D; i < r1 * D; ++i) x[i] += proj[i];
+    });
+}
+
+// O = softmax(Q Kᵀ) V per head over the chunk's keys 0..kv0+i for query row i, multiplied by
+// the gate R, into s_.o. Tasks are (head, tile of kAttnTile query rows); each computes only the
+// keys up to its tile's last row.
+void ForwardPass::attention(int64_t layer, int64_t rows, int64_t kv0) {
+    const int64_t H = cfg_.n_heads, dz = cfg_.head_z(), dv = cfg_.head_v(), Z = cfg_.z_dim, E = cfg_.value_dim;
+    const int64_t C = cfg_.chunk_size, T = Model::kAttnTile;
+    const int64_t n_tiles = (rows + T - 1) / T;
+    const float *keys = st_.keys(layer), *values_t = st_.values_t(layer);
+    const float *q = s_.q.data(), *gate = s_.r.data();
+    float *o = s_.o.data();
+    auto task = [&](int64_t t, int thread) {
+        // Heaviest tiles (the last rows, most keys) first.
+        const int64_t tile = n_tiles - 1 - t / H, h = t % H;
+        const int64_t i0 = tile * T, i1 = std::min(rows, i0 + T), tr = i1 - i0;
+        const int64_t n_keys = kv0 + i1;
+        float *scores = s_.attn_scores.data() + int64_t(thread) * T * C;
+        matmul(nullptr, q + i0 * Z + h * dz, tr, Z, f32_view(keys + h * dz, n_keys, dz, Z), nullptr, scores, n_keys);
+        for (int64_t i = 0; i < tr; ++i) masked_softmax(scores + i * n_keys, kv0 + i0 + i + 1, n_keys);
+        float *oh = o + i0 * E + h * dv;
+        matmul(nullptr, scores, tr, n_keys, f32_view(values_t + h * dv * C, dv, n_keys, C), nullptr, oh, E);
+        for (int64_t i = 0; i < tr; ++i) {
+            float *oi = oh + i * E;
+            const float *gi = gate + (i0 + i) * E + h * dv;
+            for (int64_t j = 0; j < dv; ++j) oi[j] *= gi[j];
+        }
+    };
+    const int64_t n_tasks = H * n_tiles;
+    const int64_t work = rows * (kv0 + rows) * (dz + dv);
+    if (pool_ && pool_->size() > 1 && n_tasks > 1 && work >= kMinParallelWork) {
+        pool_->parallel_for(n_tasks, task);
+    } else {
+        for (int64_t t = 0; t < n_tasks; ++t) task(t, 0);
+    }
+}
+
+void ForwardPass::final_norm(int64_t rows) {
+    const int64_t D = cfg_.d_model, G = cfg_.norm_groups, L = cfg_.n_layers;
+    float *mean = st_.tsn_mean(L), *var = st_.tsn_var(L);
+    const int64_t count0 = st_.tsn_count_;
+    parallel_ranges(pool_, G, rows * (D / G) * 3, [&](int64_t g0, int64_t g1) {
+        timestep_norm(s_.x.data(), rows, D, G, g0, g1, count0, cfg_.norm_eps, mean, var, nullptr, nullptr, nullptr,
+                      s_.final_mean.data(), s_.final_rstd.data());
+    });
+}
+
+void ForwardPass::normalise_final(const float *h, int64_t r0, int64_t count, float *out) {
+    const int64_t D = cfg_.d_model, G = cfg_.norm_groups, dg = D / G;
+    const float *w = model_.output_norm_weight().data(), *b = model_.output_norm_bias().data();
+    parallel_ranges(pool_, count, D * 2, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+            const float *mu = s_.final_mean.data() + (r0 + i) * G, *rs = s_.final_rstd.data() + (r0 + i) * G;
+            for (int64_t j = 0; j < D; ++j) {
+                const int64_t g = j / dg;
+                out[i * D + j] = (h[i * D + j] - mu[g]) * rs[g] * w[j] + b[j];
+            }
+        }
+    });
+}
+
+void ForwardPass::head_logits(int64_t r0, int64_t r1, int head_begin, int head_end, float *out, int64_t row_stride) {
+    const int64_t D = cfg_.d_model, V = cfg_.n_vocab, Fh = cfg_.mtp_hidden, count = r1 - r0;
+    const float eps = cfg_.norm_eps;
+    if (row_stride == 0) row_stride = (head_end - head_begin) * V;  // a single row
+    const float *h1 = s_.x.data() + r0 * D;
+    const float *source = (cfg_.mtp_source_final ? s_.x.data() : s_.trunk.data()) + r0 * D;
+    float *normed = s_.x_hat.data(), *r = s_.m.data(), *hidden = s_.y.data(), *proj = s_.proj.data();
+    float *a = s_.ffn_a.data(), *b = s_.ffn_b.data();
+    for (int j = head_begin; j < head_end; ++j) {
+        const float *h = h1;
+        if (j > 0) {
+            // h_j = z + W_down(silu(RMSNorm_j(z) W_gateᵀ) ⊙ RMSNorm_j(z) W_upᵀ)
+            const MtpHeadWeights &mw = model_.mtp_heads()[size_t(j - 1)];
+            parallel_ranges(pool_, count, D * 2, [&](int64_t i0, int64_t i1) {
+                for (int64_t i = i0; i < i1; ++i) {
+                    const float *zi = source + i * D;
+                    const float rs = float(1.0 / std::sqrt(mean_square(zi, D) + double(eps)));
+                    for (int64_t k = 0; k < D; ++k) r[i * D + k] = zi[k] * rs * mw.norm_weight[size_t(k)];
+                }
+            });
+            matmul(pool_, r, count, D, mw.gate, nullptr, a, Fh);
+            matmul(pool_, r, count, D, mw.up, nullptr, b, Fh);
+            parallel_ranges(pool_, count * Fh, 4, [&](int64_t k0, int64_t k1) {
+                for (int64_t k = k0; k < k1; ++k) a[k] = silu(a[k]) * b[k];
+            });
+            matmul(pool_, a, count, Fh, mw.down, nullptr, proj, D);
+            for (int64_t k = 0; k < count * D; ++k) hidden[k] = source[k] + proj[k];
+            h = hidden;
+        }
+        normalise_final(h, r0, count, normed);
+        matmul(pool_, normed, count, D, model_.lm_head(), nullptr, out + (j - head_begin) * V, row_stride);
+    }
+}
+
+// Head-1 negative log-likelihood of the targets, kScoreRows rows of logits at a time.
+void ForwardPass::score(const SegmentOutputs &out) {
+    const int64_t D = cfg_.d_model, V = cfg_.n_vocab;
+    float *normed = s_.x_hat.data(), *logits = s_.logits.data();
+    std::vector<double> nll(size_t(Model::kScoreRows));
+    for (int64_t r0 = 0; r0 < out.n_scored; r0 += Model::kScoreRows) {
+        const int64_t count = std::min(Model::kScoreRows, out.n_scored - r0);
+        normalise_final(s_.x.data() + r0 * D, r0, count, normed);
+        matmul(pool_, normed, count, D, model_.lm_head(), nullptr, logits, V);
+        parallel_ranges(pool_, count, V * 8, [&](int64_t i0, int64_t i1) {
+            for (int64_t i = i0; i < i1; ++i) {
+                const float *l = logits + i * V;
+                float mx = l[0];
+                for (int64_t k = 1; k < V; ++k) mx = std::max(mx, l[k]);
+                double sum = 0;
+                for (int64_t k = 0; k < V; ++k) sum += std::exp(l[k] - mx);
+                nll[size_t(i)] = std::log(sum) + double(mx) - double(l[out.targets[r0 + i]]);
+            }
+        });
+        for (int64_t i = 0; i < count; ++i) *out.sum_nll += nll[size_t(i)];
+    }
+}
+
+bool run_tokens(const Model &model, State &state, const int32_t *tokens, int64_t n, RunRequest &request) {
+    return ForwardPass(model, state).run(tokens, n, request, true);
+}
+
+}  // namespace mgl

@@ -1,0 +1,46 @@
+// Token sampling: repetition penalty, temperature, top-k, top-p, min-p, and a PRNG of our own
+// (xoshiro256** seeded through splitmix64) so that a seed gives the same tokens everywhere.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "megalodon.h"
+
+namespace mgl {
+
+class Rng {
+public:
+    explicit Rng(uint64_t seed);
+    uint64_t next();
+    // Uniform in [0, 1) with 53 random bits.
+    double uniform() { return double(next() >> 11) * (1.0 / 9007199254740992.0); }
+
+private:
+    uint64_t s_[4];
+};
+
+class Sampler {
+public:
+    // Throws MGL_ERR_INVALID_ARG for NaN or out-of-range parameters.
+    explicit Sampler(const mgl_sampling_params &params);
+
+    // Picks a token from logits[0..n_vocab). Greedy (the lowest id among equal maxima) when
+    // temperature <= 0; the repetition penalty applies in both modes. history: earlier tokens.
+    int32_t sample(const float *logits, int32_t n_vocab, const int32_t *history, size_t n_history);
+
+private:
+    struct Candidate {
+        int32_t id;
+        float logit;
+        double p;
+    };
+    mgl_sampling_params params_;
+    Rng rng_;
+    std::vector<float> work_;
+    std::vector<Candidate> candidates_;
+    std::vector<int32_t> penalised_;
+};
+
+}  // namespace mgl
