@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from models.gguf import ARRAY, GGUFReader, GGUFWriter
+from models.gguf import (ARRAY, BOOL, FLOAT32, FLOAT64, INT8, INT16, INT32, INT64, STRING, UINT8, UINT16,
+                         UINT32, UINT64, GGUFReader, GGUFWriter)
 
 # Element types of the array keys FORMAT.md defines (GGUFReader returns arrays as plain lists).
 ARRAY_ELEMENT_TYPES = {
@@ -24,8 +25,9 @@ def rewrite_model(src: str | os.PathLike, dst: str | os.PathLike, *, keys: dict[
                   drop_keys: tuple[str, ...] = (), tensors: dict[str, tuple[np.ndarray, str]] | None = None,
                   drop_tensors: tuple[str, ...] = ()) -> str:
     """Writes `src` to `dst` with metadata `keys` set (name -> (type, value); the type as
-    GGUFWriter.add_value takes it, or "str[]", "f32[]", ... for arrays), `drop_keys` removed, `tensors` replaced or added
-    (name -> (array in PyTorch order, tensor type)) and `drop_tensors` removed."""
+    GGUFWriter.add_value takes it, or "str[]", "f32[]", ... for arrays), `drop_keys` removed,
+    `tensors` replaced or added (name -> (array in PyTorch order, tensor type)) and
+    `drop_tensors` removed."""
     reader = GGUFReader(src)
     keys = keys or {}
     tensors = tensors or {}
@@ -101,7 +103,8 @@ def tensor_info_offsets(path: str | os.PathLike) -> dict[str, int]:
         (length,) = struct.unpack_from("<Q", data, p)
         return p + 8 + length
 
-    sizes = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+    sizes = {UINT8: 1, INT8: 1, BOOL: 1, UINT16: 2, INT16: 2, UINT32: 4, INT32: 4, FLOAT32: 4, UINT64: 8,
+             INT64: 8, FLOAT64: 8}
     for _ in range(n_kv):
         pos = skip_string(pos)
         (vtype,) = struct.unpack_from("<I", data, pos)
@@ -110,9 +113,9 @@ def tensor_info_offsets(path: str | os.PathLike) -> dict[str, int]:
             etype, count = struct.unpack_from("<IQ", data, pos)
             pos += 12
             for _ in range(count):
-                pos = skip_string(pos) if etype == 8 else pos + sizes[etype]
+                pos = skip_string(pos) if etype == STRING else pos + sizes[etype]
         else:
-            pos = skip_string(pos) if vtype == 8 else pos + sizes[vtype]
+            pos = skip_string(pos) if vtype == STRING else pos + sizes[vtype]
     offsets = {}
     for _ in range(n_tensors):
         (length,) = struct.unpack_from("<Q", data, pos)
@@ -124,8 +127,3 @@ def tensor_info_offsets(path: str | os.PathLike) -> dict[str, int]:
         pos += 8
     return offsets
 
-
-def data_section_start(path: str | os.PathLike) -> int:
-    """File position where the tensor data begins (after the header and its padding)."""
-    reader = GGUFReader(path)
-    return min(t.offset for t in reader.tensors.values())

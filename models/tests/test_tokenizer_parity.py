@@ -16,7 +16,6 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-import regex
 
 from models import runtime
 from models.gguf import GGUFReader
@@ -313,6 +312,7 @@ def test_reference_gpt2_pretokenizer_examples():
 def test_reference_gpt2_pretokenizer_agrees_with_regex_module():
     """On well-formed text the hand-written matcher equals the pattern run by `regex`, with \\s
     spelled as the White_Space set and only characters whose category both agree on."""
+    regex = pytest.importorskip("regex")
     space_class = "".join(regex.escape(chr(c)) for c in sorted(WHITE_SPACE))
     pattern = regex.compile(rf"'s|'t|'re|'ve|'m|'ll|'d| ?\p{{L}}+| ?\p{{N}}+| ?[^{space_class}\p{{L}}\p{{N}}]+"
                             rf"|[{space_class}]+(?![^{space_class}])|[{space_class}]+")

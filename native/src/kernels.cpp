@@ -301,7 +301,7 @@ const KernelTable &active_table() {
 
 constexpr int64_t kKc = 256;                     // depth of one packed block (multiple of 32)
 constexpr int64_t kTaskMaxMPanels = 8;           // activation panels per GEMM task (L2 sized)
-constexpr int64_t kPackedBMaxFloats = 1 << 21;   // packed weights per pass: 8 MiB
+constexpr int64_t kPassMaxBytes = 8 << 20;       // packed weights per pass
 constexpr int64_t kFewRowsMaxFloats = 96 << 10;  // packed activations that stay in L2: 384 KiB
 constexpr int64_t kMinParallelMacs = 1 << 16;    // smaller products are not worth a dispatch
 constexpr int kMaxTileFloats = 32 * 32;          // >= mr * nr of every kernel set
@@ -318,7 +318,9 @@ public:
     void *get(size_t bytes) {
         if (bytes > capacity_) {
             void *fresh = ::operator new(bytes, kAlignment, std::nothrow);
-            if (!fresh) fail(MGL_ERR_OUT_OF_MEMORY, "matmul: cannot allocate " + std::to_string(bytes) + " bytes of scratch memory");
+            if (!fresh)
+                fail(MGL_ERR_OUT_OF_MEMORY,
+                     "matmul: cannot allocate " + std::to_string(bytes) + " bytes of scratch memory");
             release();
             data_ = fresh;
             capacity_ = bytes;
@@ -347,6 +349,36 @@ template <class Fn> void run_tasks(ThreadPool *pool, int64_t n_tasks, const Fn &
         for (int64_t t = 0; t < n_tasks; ++t) fn(t);
     }
 }
+
+// Runs fn(i) for i in [0, count), in a few contiguous ranges per thread.
+template <class Fn> void run_ranges(ThreadPool *pool, int64_t count, const Fn &fn) {
+    const int64_t threads = pool ? pool->size() : 1;
+    const int64_t n_tasks = std::min(count, 4 * threads);
+    run_tasks(pool, n_tasks, [&](int64_t task) {
+        for (int64_t i = task * count / n_tasks; i < (task + 1) * count / n_tasks; ++i) fn(i);
+    });
+}
+
+// Tasks of a GEMM over m_panels x n_panels tiles: row chunks of at most kTaskMaxMPanels panels,
+// as many as a multiple of the thread count so that the threads get equal shares; when that
+// gives fewer than two chunks per thread, the columns are split as well.
+struct TaskGrid {
+    int64_t m_panels, n_panels, m_chunks, n_chunks;
+    TaskGrid(int64_t m_panels_, int64_t n_panels_, int64_t threads) : m_panels(m_panels_), n_panels(n_panels_) {
+        m_chunks = ceil_div(m_panels, kTaskMaxMPanels);
+        if (threads > 1) m_chunks = std::min(m_panels, ceil_div(m_chunks, threads) * threads);
+        n_chunks = threads > 1 && m_chunks < 2 * threads ? std::min(n_panels, ceil_div(2 * threads, m_chunks)) : 1;
+    }
+    int64_t tasks() const { return m_chunks * n_chunks; }
+    // Panel ranges [mp0, mp1) x [np0, np1) of a task.
+    void ranges(int64_t task, int64_t &mp0, int64_t &mp1, int64_t &np0, int64_t &np1) const {
+        const int64_t mc = task / n_chunks, nc = task % n_chunks;
+        mp0 = mc * m_panels / m_chunks;
+        mp1 = (mc + 1) * m_panels / m_chunks;
+        np0 = nc * n_panels / n_chunks;
+        np1 = (nc + 1) * n_panels / n_chunks;
+    }
+};
 
 // Multiplies activation panels [mp0, mp1) (packed consecutively at `a`, kc deep) with one packed
 // weight panel, into the columns [col0, col0 + nr) of Y. Tiles that would overrun the last column
@@ -386,25 +418,22 @@ void pack_activations(const KernelTable &kt, const float *X, int64_t ldx, int64_
 void gemm_few_rows(ThreadPool *pool, const KernelTable &kt, const float *X, int64_t M, int64_t ldx,
                    const WeightView &W, const float *bias, float *Y, int64_t ldy) {
     const int64_t N = W.rows, K = W.cols, mr = kt.mr, nr = kt.nr;
-    const int64_t threads = pool ? pool->size() : 1;
     const int64_t m_panels = ceil_div(M, mr), n_panels = ceil_div(N, nr);
     float *apack = t_shared_pack.get<float>(m_panels * mr * K);  // block k0 at apack + k0 * m_panels * mr
     for (int64_t k0 = 0; k0 < K; k0 += kKc)
         pack_activations(kt, X, ldx, 0, M, k0, std::min(kKc, K - k0), apack + k0 * m_panels * mr);
-    const int64_t n_chunks = std::min(n_panels, 4 * threads);
-    run_tasks(pool, n_chunks, [&](int64_t task) {
+    run_ranges(pool, n_panels, [&](int64_t p) {
         float *bpack = t_packed_panel.get<float>(std::min(kKc, K) * nr);
-        for (int64_t p = task * n_panels / n_chunks; p < (task + 1) * n_panels / n_chunks; ++p)
-            for (int64_t k0 = 0; k0 < K; k0 += kKc) {
-                const int64_t kc = std::min(kKc, K - k0);
-                kt.pack_b(W, p * nr, k0, kc, static_cast<int>(nr), bpack);
-                multiply_panel(kt, kc, apack + k0 * m_panels * mr, 0, m_panels, M, bpack, p * nr, N, Y, ldy,
-                               k0 > 0, k0 + kc == K && bias ? bias + p * nr : nullptr);
-            }
+        for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+            const int64_t kc = std::min(kKc, K - k0);
+            kt.pack_b(W, p * nr, k0, kc, static_cast<int>(nr), bpack);
+            multiply_panel(kt, kc, apack + k0 * m_panels * mr, 0, m_panels, M, bpack, p * nr, N, Y, ldy, k0 > 0,
+                           k0 + kc == K && bias ? bias + p * nr : nullptr);
+        }
     });
 }
 
-// Many rows: the weights are packed once per call (in passes of at most kPackedBMaxFloats) and
+// Many rows: the weights are packed once per call (in passes of at most kPassMaxBytes) and
 // shared; tasks take chunks of rows and pack their activations block by block.
 void gemm_many_rows(ThreadPool *pool, const KernelTable &kt, const float *X, int64_t M, int64_t ldx,
                     const WeightView &W, const float *bias, float *Y, int64_t ldy) {
@@ -412,31 +441,21 @@ void gemm_many_rows(ThreadPool *pool, const KernelTable &kt, const float *X, int
     const int64_t threads = pool ? pool->size() : 1;
     const int64_t n_panels = ceil_div(N, nr);
     const int64_t m_panels = ceil_div(M, mr);
-    const int64_t pass_panels = std::clamp<int64_t>(kPackedBMaxFloats / (K * nr), 1, n_panels);
+    const int64_t pass_panels = std::clamp<int64_t>(kPassMaxBytes / (K * nr * 4), 1, n_panels);
     float *packed = t_shared_pack.get<float>(K * pass_panels * nr);
-
-    // Row chunks of at most kTaskMaxMPanels panels, as many as a multiple of the thread count so
-    // the threads get equal shares. Few chunks: split the columns as well.
-    int64_t m_chunks = ceil_div(m_panels, kTaskMaxMPanels);
-    if (threads > 1) m_chunks = std::min(m_panels, ceil_div(m_chunks, threads) * threads);
-
     for (int64_t pass_begin = 0; pass_begin < n_panels; pass_begin += pass_panels) {
         const int64_t pn = std::min(pass_panels, n_panels - pass_begin);
         // Block k0 of panel p lives at packed + (k0 * pn + p * kc) * nr.
-        const int64_t pack_tasks = std::min(pn, 4 * threads);
-        run_tasks(pool, pack_tasks, [&](int64_t task) {
-            for (int64_t p = task * pn / pack_tasks; p < (task + 1) * pn / pack_tasks; ++p)
-                for (int64_t k0 = 0; k0 < K; k0 += kKc) {
-                    const int64_t kc = std::min(kKc, K - k0);
-                    kt.pack_b(W, (pass_begin + p) * nr, k0, kc, static_cast<int>(nr), packed + (k0 * pn + p * kc) * nr);
-                }
+        run_ranges(pool, pn, [&](int64_t p) {
+            for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+                const int64_t kc = std::min(kKc, K - k0);
+                kt.pack_b(W, (pass_begin + p) * nr, k0, kc, static_cast<int>(nr), packed + (k0 * pn + p * kc) * nr);
+            }
         });
-
-        const int64_t n_chunks = threads > 1 && m_chunks < 2 * threads ? std::min(pn, ceil_div(2 * threads, m_chunks)) : 1;
-        run_tasks(pool, m_chunks * n_chunks, [&](int64_t task) {
-            const int64_t mc = task / n_chunks, ncix = task % n_chunks;
-            const int64_t mp0 = mc * m_panels / m_chunks, mp1 = (mc + 1) * m_panels / m_chunks;
-            const int64_t np0 = ncix * pn / n_chunks, np1 = (ncix + 1) * pn / n_chunks;
+        const TaskGrid grid(m_panels, pn, threads);
+        run_tasks(pool, grid.tasks(), [&](int64_t task) {
+            int64_t mp0, mp1, np0, np1;
+            grid.ranges(task, mp0, mp1, np0, np1);
             float *apack = t_packed_panel.get<float>((mp1 - mp0) * mr * std::min(kKc, K));
             for (int64_t k0 = 0; k0 < K; k0 += kKc) {
                 const int64_t kc = std::min(kKc, K - k0);
@@ -476,23 +495,15 @@ void gemm_q8(ThreadPool *pool, const KernelTable &kt, const float *X, int64_t M,
     const int64_t threads = pool ? pool->size() : 1;
     const int64_t panel_bytes = K / kQ8Block * kQ8PanelBlockBytes;
     const int64_t n_panels = ceil_div(N, nr), m_panels = ceil_div(M, mr);
-    const int64_t pass_panels = std::clamp<int64_t>(kPackedBMaxFloats * 4 / panel_bytes, 1, n_panels);
+    const int64_t pass_panels = std::clamp<int64_t>(kPassMaxBytes / panel_bytes, 1, n_panels);
     uint8_t *packed = t_shared_pack.get<uint8_t>(pass_panels * panel_bytes);
-    int64_t m_chunks = ceil_div(m_panels, kTaskMaxMPanels);
-    if (threads > 1) m_chunks = std::min(m_panels, ceil_div(m_chunks, threads) * threads);
-
     for (int64_t pass_begin = 0; pass_begin < n_panels; pass_begin += pass_panels) {
         const int64_t pn = std::min(pass_panels, n_panels - pass_begin);
-        const int64_t pack_tasks = std::min(pn, 4 * threads);
-        run_tasks(pool, pack_tasks, [&](int64_t task) {
-            for (int64_t p = task * pn / pack_tasks; p < (task + 1) * pn / pack_tasks; ++p)
-                kt.pack_b_q8(W, (pass_begin + p) * nr, packed + p * panel_bytes);
-        });
-        const int64_t n_chunks = threads > 1 && m_chunks < 2 * threads ? std::min(pn, ceil_div(2 * threads, m_chunks)) : 1;
-        run_tasks(pool, m_chunks * n_chunks, [&](int64_t task) {
-            const int64_t mc = task / n_chunks, ncix = task % n_chunks;
-            const int64_t mp0 = mc * m_panels / m_chunks, mp1 = (mc + 1) * m_panels / m_chunks;
-            const int64_t np0 = ncix * pn / n_chunks, np1 = (ncix + 1) * pn / n_chunks;
+        run_ranges(pool, pn, [&](int64_t p) { kt.pack_b_q8(W, (pass_begin + p) * nr, packed + p * panel_bytes); });
+        const TaskGrid grid(m_panels, pn, threads);
+        run_tasks(pool, grid.tasks(), [&](int64_t task) {
+            int64_t mp0, mp1, np0, np1;
+            grid.ranges(task, mp0, mp1, np0, np1);
             const int64_t r_begin = mp0 * mr, r_end = std::min(M, mp1 * mr);
             const Q8Rows xq = quantize_rows(kt, X, ldx, r_begin, r_end - r_begin, K,
                                             t_packed_panel.get<uint8_t>(quantized_rows_bytes(r_end - r_begin, K)));
@@ -514,7 +525,8 @@ void gemm_q8(ThreadPool *pool, const KernelTable &kt, const float *X, int64_t M,
                     alignas(64) float tmp[kMaxTileFloats];
                     kt.tile_q8(rows, part, panel, tmp, nr, nullptr);
                     for (int r = 0; r < rows; ++r)
-                        for (int64_t j = 0; j < cols; ++j) y[r * ldy + j] = tmp[r * nr + j] + (tile_bias ? tile_bias[j] : 0.0f);
+                        for (int64_t j = 0; j < cols; ++j)
+                            y[r * ldy + j] = tmp[r * nr + j] + (tile_bias ? tile_bias[j] : 0.0f);
                 }
             }
         });
@@ -525,7 +537,8 @@ void gemv(ThreadPool *pool, const KernelTable &kt, const float *X, int64_t M, in
           const float *bias, float *Y, int64_t ldy) {
     const int64_t N = W.rows, K = W.cols;
     Q8Rows xq;
-    if (W.type == DType::Q8_0) xq = quantize_rows(kt, X, ldx, 0, M, K, t_quantized.get<uint8_t>(quantized_rows_bytes(M, K)));
+    if (W.type == DType::Q8_0)
+        xq = quantize_rows(kt, X, ldx, 0, M, K, t_quantized.get<uint8_t>(quantized_rows_bytes(M, K)));
     const int64_t threads = pool ? pool->size() : 1;
     // A few row ranges per thread (for balance), of at least 16 rows.
     const int64_t n_tasks = threads > 1 ? std::min(ceil_div(N, 16), 4 * threads) : 1;
@@ -550,15 +563,18 @@ void gemv(ThreadPool *pool, const KernelTable &kt, const float *X, int64_t M, in
 void validate_weights(const WeightView &W, const char *fn) {
     const std::string where = std::string(fn) + ": weight ";
     if (W.type != DType::F32 && W.type != DType::F16 && W.type != DType::BF16 && W.type != DType::Q8_0)
-        fail(MGL_ERR_UNSUPPORTED, where + "type id " + std::to_string(static_cast<uint32_t>(W.type)) + " is not supported");
+        fail(MGL_ERR_UNSUPPORTED,
+             where + "type id " + std::to_string(static_cast<uint32_t>(W.type)) + " is not supported");
     if (W.rows < 0 || W.cols < 0)
-        fail(MGL_ERR_INVALID_ARG, where + "shape " + std::to_string(W.rows) + " x " + std::to_string(W.cols) + " is negative");
+        fail(MGL_ERR_INVALID_ARG,
+             where + "shape " + std::to_string(W.rows) + " x " + std::to_string(W.cols) + " is negative");
     if (W.type == DType::Q8_0 && W.cols % kQ8Block != 0)
         fail(MGL_ERR_INVALID_ARG, where + "cols = " + std::to_string(W.cols) + " is not a multiple of 32 (q8_0)");
     if (W.ld != 0 && W.ld != W.cols && W.type != DType::F32)
         fail(MGL_ERR_INVALID_ARG, where + "ld = " + std::to_string(W.ld) + " != cols: only f32 rows may be strided");
     if (W.ld < 0 || (W.ld != 0 && W.ld < W.cols))
-        fail(MGL_ERR_INVALID_ARG, where + "ld = " + std::to_string(W.ld) + " is smaller than cols = " + std::to_string(W.cols));
+        fail(MGL_ERR_INVALID_ARG,
+             where + "ld = " + std::to_string(W.ld) + " is smaller than cols = " + std::to_string(W.cols));
     if (!W.data && W.rows > 0 && W.cols > 0) fail(MGL_ERR_INVALID_ARG, where + "data is null");
 }
 
@@ -569,7 +585,8 @@ const KernelTable &scalar_kernels() { return kScalarTable; }
 bool isa_supported(Isa isa) { return cpu_has(isa); }
 
 void force_isa(Isa isa) {
-    if (!cpu_has(isa)) fail(MGL_ERR_UNSUPPORTED, std::string("kernels: this CPU cannot run the ") + isa_name(isa) + " kernels");
+    if (!cpu_has(isa))
+        fail(MGL_ERR_UNSUPPORTED, std::string("kernels: this CPU cannot run the ") + isa_name(isa) + " kernels");
     g_forced.store(&table_for(isa));
 }
 
@@ -620,7 +637,8 @@ void matmul(ThreadPool *pool, const float *X, int64_t M, int64_t ldx, const Weig
 void dequantize_row(const WeightView &W, int64_t row, float *out) {
     kern::validate_weights(W, "dequantize_row");
     if (row < 0 || row >= W.rows)
-        fail(MGL_ERR_INVALID_ARG, "dequantize_row: row " + std::to_string(row) + " is outside [0, " + std::to_string(W.rows) + ")");
+        fail(MGL_ERR_INVALID_ARG, "dequantize_row: row " + std::to_string(row) + " is outside [0, " +
+                                      std::to_string(W.rows) + ")");
     if (W.cols == 0) return;
     if (!out) fail(MGL_ERR_INVALID_ARG, "dequantize_row: out is null");
     kern::active_table().dequantize_row(W, row, out);

@@ -23,7 +23,8 @@ struct WeightView {
 // Y[M][N] = X[M][K] · Wᵀ (+ bias[N] when bias != nullptr). X rows have stride ldx, Y rows ldy.
 // pool == nullptr runs on the calling thread (for use inside another parallel region).
 // Q8_0 weights: X is quantized to 8 bits per block of 32 and the dot products run in int8 where
-// the CPU supports it (results match the dequantized f32 product to q8 precision).
+// that is faster (few rows of X on every CPU, all row counts with AVX-512 VNNI; otherwise the
+// weights are dequantized to f32). Results match the dequantized f32 product to q8 precision.
 void matmul(ThreadPool *pool, const float *X, int64_t M, int64_t ldx, const WeightView &W,
             const float *bias, float *Y, int64_t ldy);
 

@@ -113,12 +113,13 @@ void tile_rows(int64_t kc, const float *a, const float *b, float *c, int64_t ldc
         a += kMr;
         b += kNr;
     }
-    if (accumulate)
+    if (accumulate) {
         MGL_UNROLL
         for (int i = 0; i < R; ++i) {
             acc[i][0] = _mm256_add_ps(acc[i][0], _mm256_loadu_ps(c + i * ldc));
             acc[i][1] = _mm256_add_ps(acc[i][1], _mm256_loadu_ps(c + i * ldc + 8));
         }
+    }
     if (bias) {
         const __m256 bias0 = _mm256_loadu_ps(bias), bias1 = _mm256_loadu_ps(bias + 8);
         MGL_UNROLL
@@ -314,7 +315,8 @@ void quantize_q8(const float *x, int64_t cols, int8_t *q, float *d, int32_t *sum
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
         // packs works within 128-bit lanes; the permutation restores the element order.
         const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(iv[0], iv[1]), _mm256_packs_epi32(iv[2], iv[3]));
-        _mm256_storeu_si256(reinterpret_cast<__m256i *>(q + b * kQ8Block), _mm256_permutevar8x32_epi32(packed, lane_order));
+        _mm256_storeu_si256(reinterpret_cast<__m256i *>(q + b * kQ8Block),
+                            _mm256_permutevar8x32_epi32(packed, lane_order));
         d[b] = amax / 127.0f;
         sum[b] = _mm_cvtsi128_si32(s4);
     }

@@ -450,10 +450,14 @@ void Model::build_info_json() {
         key(k);
         j += v ? "true" : "false";
     };
-    auto real = [&](const char *k, double v) {
+    auto real = [&](const char *k, float v) {
         key(k);
+        // Shortest decimal form that reads back as the same float (1e-05, not 9.99999975e-06).
         char buf[32];
-        std::snprintf(buf, sizeof buf, "%.9g", v);
+        for (int digits = 6; digits <= 9; ++digits) {
+            std::snprintf(buf, sizeof buf, "%.*g", digits, double(v));
+            if (std::strtof(buf, nullptr) == v) break;
+        }
         j += buf;
     };
     auto str = [&](const char *k, const std::string &v) {

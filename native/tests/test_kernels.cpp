@@ -42,16 +42,6 @@ struct ForcedIsa {
     ~ForcedIsa() { mgl::kern::reset_isa(); }
 };
 
-const char *type_name(DType t) {
-    switch (t) {
-        case DType::F32: return "f32";
-        case DType::F16: return "f16";
-        case DType::BF16: return "bf16";
-        case DType::Q8_0: return "q8_0";
-    }
-    return "?";
-}
-
 std::vector<float> random_vector(size_t n, std::mt19937 &rng, float scale = 1.0f) {
     std::normal_distribution<float> normal(0.0f, scale);
     std::vector<float> v(n);
@@ -231,7 +221,7 @@ int check_matmul(const MatmulCase &c, mgl::ThreadPool *pool, std::mt19937 &rng, 
 std::string case_label(Isa isa, const MatmulCase &c, int pool_size) {
     char buf[200];
     std::snprintf(buf, sizeof buf, "[%s %s M=%lld N=%lld K=%lld ldx+%lld ldy+%lld ld+%lld bias=%d pool=%d]",
-                  mgl::kern::isa_name(isa), type_name(c.type), (long long)c.M, (long long)c.N, (long long)c.K,
+                  mgl::kern::isa_name(isa), mgl::dtype_name(c.type), (long long)c.M, (long long)c.N, (long long)c.K,
                   (long long)c.ldx_pad, (long long)c.ldy_pad, (long long)c.ld_pad, int(c.bias), pool_size);
     return buf;
 }
@@ -335,8 +325,8 @@ TEST_CASE(matmul_rejects_bad_arguments) {
     std::mt19937 rng(3);
     const TestWeights w = make_weights(DType::F32, 4, 64, 0, rng);
     std::vector<float> X(2 * 64), Y(2 * 4);
-    auto run = [&](const WeightView &v, int64_t M, int64_t ldx, int64_t ldy, const float *x = nullptr, float *y = nullptr) {
-        mgl::matmul(nullptr, x ? x : X.data(), M, ldx, v, nullptr, y ? y : Y.data(), ldy);
+    auto run = [&](const WeightView &v, int64_t M, int64_t ldx, int64_t ldy) {
+        mgl::matmul(nullptr, X.data(), M, ldx, v, nullptr, Y.data(), ldy);
     };
     CHECK_THROWS_STATUS(run(w.view(), 2, 63, 4), MGL_ERR_INVALID_ARG);
     CHECK_THROWS_STATUS(run(w.view(), 2, 64, 3), MGL_ERR_INVALID_ARG);
@@ -361,7 +351,6 @@ TEST_CASE(matmul_rejects_bad_arguments) {
     bad_type.type = static_cast<DType>(2);
     CHECK_THROWS_STATUS(run(bad_type, 2, 64, 4), MGL_ERR_UNSUPPORTED);
     CHECK(mgl_test::contains(mgl_test::error_message([&] { run(w.view(), 2, 64, 3); }), "ldy"));
-    std::vector<float> none;
     CHECK_THROWS_STATUS(mgl::matmul(nullptr, nullptr, 2, 64, w.view(), nullptr, Y.data(), 4), MGL_ERR_INVALID_ARG);
     CHECK_THROWS_STATUS(mgl::matmul(nullptr, X.data(), 2, 64, w.view(), nullptr, nullptr, 4), MGL_ERR_INVALID_ARG);
 }
@@ -596,7 +585,9 @@ TEST_CASE(thread_pool_propagates_exceptions_and_rejects_nesting) {
 }
 
 // ------------------------------------------------------------------------------------------
-// Benchmark (MGL_BENCH=1). MGL_BENCH_SECTIONS picks sections (default "gemm,small,decode,pool").
+// Benchmark (MGL_BENCH=1). MGL_BENCH_SECTIONS picks sections (default
+// "gemm,layer,small,decode,pool"); "layer" runs the weight products of one layer of the
+// reference configuration (D 512, Z 256, E 1024, SwiGLU F 1024) on a chunk of 1024 rows.
 // Single-thread times are the calling thread's CPU time, which other processes on the machine do
 // not inflate; multi-thread times are wall-clock. Each figure is the best of many repetitions.
 
@@ -637,7 +628,8 @@ void bench_matmul(const TestWeights &w, int64_t M, mgl::ThreadPool &pool, double
     std::vector<float> X = random_vector(static_cast<size_t>(M * K), rng), Y(static_cast<size_t>(M * N));
     for (int t = 0; t < 2; ++t) {
         mgl::ThreadPool *p = t == 0 ? nullptr : &pool;
-        const double s = seconds_per_call([&] { mgl::matmul(p, X.data(), M, K, w.view(), nullptr, Y.data(), N); }, t == 0);
+        const double s =
+            seconds_per_call([&] { mgl::matmul(p, X.data(), M, K, w.view(), nullptr, Y.data(), N); }, t == 0);
         out[t] = units_per_call / s;
     }
 }
@@ -645,10 +637,13 @@ void bench_matmul(const TestWeights &w, int64_t M, mgl::ThreadPool &pool, double
 int run_benchmark() {
     if (const char *isa = std::getenv("MGL_BENCH_ISA")) {
         const std::string s = isa;
-        mgl::kern::force_isa(s == "scalar" ? Isa::Scalar : s == "avx2" ? Isa::Avx2 : s == "avx512" ? Isa::Avx512 : Isa::Avx512Vnni);
+        mgl::kern::force_isa(s == "scalar" ? Isa::Scalar
+                             : s == "avx2"   ? Isa::Avx2
+                             : s == "avx512" ? Isa::Avx512
+                                             : Isa::Avx512Vnni);
     }
     const char *sections_env = std::getenv("MGL_BENCH_SECTIONS");
-    const std::string sections = sections_env ? sections_env : "gemm,small,decode,pool";
+    const std::string sections = sections_env ? sections_env : "gemm,layer,small,decode,pool";
     auto wanted = [&](const char *name) { return sections.find(name) != std::string::npos; };
     std::printf("kernels: %s\n", mgl::kern::isa_name(mgl::kern::active_isa()));
     std::mt19937 rng(1);
@@ -663,9 +658,35 @@ int run_benchmark() {
                     const int64_t M = 1024;
                     double gflops[2];
                     bench_matmul(make_weights(type, N, K, 0, rng), M, pool2, 2e-9 * M * N * K, gflops);
-                    std::printf("%-6s %5lld %5lld %5lld %9.1f %9.1f  GFLOP/s\n", type_name(type), (long long)M,
+                    std::printf("%-6s %5lld %5lld %5lld %9.1f %9.1f  GFLOP/s\n", mgl::dtype_name(type), (long long)M,
                                 (long long)K, (long long)N, gflops[0], gflops[1]);
                 }
+    }
+    if (wanted("layer")) {
+        // (N, K) of W_z, W_v, W_r, W_h1, W_h2, ffn gate, up, down.
+        const int64_t shapes[8][2] = {{256, 512}, {1024, 512}, {1024, 512}, {512, 512},
+                                      {512, 1024}, {1024, 512}, {1024, 512}, {512, 1024}};
+        const int64_t M = 1024;
+        std::printf("layer (8 weight products, M = 1024) %9s %9s\n", "1 thread", "2 threads");
+        for (DType type : types) {
+            std::vector<TestWeights> ws;
+            double flops = 0;
+            for (const auto &nk : shapes) {
+                ws.push_back(make_weights(type, nk[0], nk[1], 0, rng));
+                flops += 2.0 * M * nk[0] * nk[1];
+            }
+            std::vector<float> X = random_vector(static_cast<size_t>(M * 1024), rng), Y(static_cast<size_t>(M * 1024));
+            double gflops[2];
+            for (int t = 0; t < 2; ++t) {
+                mgl::ThreadPool *p = t == 0 ? nullptr : &pool2;
+                const double s = seconds_per_call([&] {
+                    for (const TestWeights &w : ws)
+                        mgl::matmul(p, X.data(), M, w.cols, w.view(), nullptr, Y.data(), w.rows);
+                }, t == 0);
+                gflops[t] = flops / s * 1e-9;
+            }
+            std::printf("%-6s %29s %9.1f %9.1f  GFLOP/s\n", mgl::dtype_name(type), "", gflops[0], gflops[1]);
+        }
     }
     if (wanted("small")) {  // decode of a few tokens, multi-token heads, short prompts
         std::printf(header, "type", "M", "K", "N", "1 thread", "2 threads");
@@ -674,7 +695,7 @@ int run_benchmark() {
                 const int64_t K = 512, N = 1024;
                 double gflops[2];
                 bench_matmul(make_weights(type, N, K, 0, rng), M, pool2, 2e-9 * M * N * K, gflops);
-                std::printf("%-6s %5lld %5lld %5lld %9.1f %9.1f  GFLOP/s\n", type_name(type), (long long)M,
+                std::printf("%-6s %5lld %5lld %5lld %9.1f %9.1f  GFLOP/s\n", mgl::dtype_name(type), (long long)M,
                             (long long)K, (long long)N, gflops[0], gflops[1]);
             }
     }
@@ -685,7 +706,7 @@ int run_benchmark() {
             const TestWeights w = make_weights(type, N, K, 0, rng);
             double gbs[2];
             bench_matmul(w, 1, pool2, 1e-9 * static_cast<double>(w.bytes.size()), gbs);
-            std::printf("%-6s %5d %5lld %5lld %9.1f %9.1f  GB/s of weights\n", type_name(type), 1, (long long)K,
+            std::printf("%-6s %5d %5lld %5lld %9.1f %9.1f  GB/s of weights\n", mgl::dtype_name(type), 1, (long long)K,
                         (long long)N, gbs[0], gbs[1]);
         }
     }
