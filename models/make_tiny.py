@@ -185,9 +185,12 @@ def make_random_model(path, *, n_layers: int = 2, d_model: int = 64, cema_ndim: 
                       swiglu: bool = True, n_predict_heads: int = 1, mtp_hidden: int | None = None,
                       mtp_source: str = "trunk", tied: bool = False, scale_embedding: bool = False,
                       rope_base: float = 10000.0, bf16_freqs: bool = True, norm_eps: float = 1e-5,
-                      dtype: str = "f32", tokenizer: str = "gpt2", seed: int = 0) -> str:
+                      dtype: str = "f32", tokenizer: str = "gpt2", seed: int = 0,
+                      tokenizer_keys: dict | None = None) -> str:
     """Writes a random model to `path` and returns the path. `dtype` applies to the matrices
-    (embedding, projections, FFN, heads); norms, biases and CEMA parameters stay f32."""
+    (embedding, projections, FFN, heads); norms, biases and CEMA parameters stay f32.
+    `tokenizer_keys` ({key: (type, value)}, as gpt2_vocab returns) replaces the generated
+    vocabulary; `vocab_size` then becomes its token count."""
     if d_model % norm_groups:
         raise ValueError(f"d_model {d_model} is not a multiple of norm_groups {norm_groups}")
     if z_dim % n_attn_heads or value_dim % n_attn_heads or (z_dim // n_attn_heads) % 2:
@@ -214,9 +217,13 @@ def make_random_model(path, *, n_layers: int = 2, d_model: int = 64, cema_ndim: 
         return 1.0 + normal(n, 0.1)
 
     vocab_builders = {"gpt2": gpt2_vocab, "llama": llama_vocab}
-    if tokenizer not in vocab_builders:
+    if tokenizer_keys is not None:
+        vocab = tokenizer_keys
+        vocab_size = len(vocab["tokenizer.ggml.tokens"][1])
+    elif tokenizer not in vocab_builders:
         raise ValueError(f"tokenizer must be 'gpt2' or 'llama', got {tokenizer!r}")
-    vocab = vocab_builders[tokenizer](vocab_size, rng)
+    else:
+        vocab = vocab_builders[tokenizer](vocab_size, rng)
 
     writer = GGUFWriter()
     writer.add_string("general.architecture", "megalodon")
