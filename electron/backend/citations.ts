@@ -1,0 +1,69 @@
+// Human-readable locations of passages: "Chapter 12, p. 231" for books, "src/foo.ts:120" for code.
+import fs from 'node:fs';
+
+export interface LocatableSection {
+  idx: number;
+  label: string;
+  kind: string;
+  charStart: number;
+  path: string | null;
+}
+
+export interface Page {
+  page: number;
+  charStart: number;
+}
+
+/** The last page starting at or before `offset` (pages sorted by charStart). */
+export function pageAt(pages: readonly Page[], offset: number): number | null {
+  let lo = 0;
+  let hi = pages.length - 1;
+  let found: number | null = null;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (pages[mid].charStart <= offset) {
+      found = pages[mid].page;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return found;
+}
+
+/** Reads ranges of a document's stored text without loading all of it. */
+export class TextFile {
+  constructor(private readonly file: string) {}
+
+  /** Characters [start, end) (UTF-16 offsets): stored text is UTF-8, so this reads it whole once. */
+  private cache: string | null = null;
+
+  slice(start: number, end: number): string {
+    if (this.cache === null) this.cache = fs.readFileSync(this.file, 'utf8');
+    return this.cache.slice(start, end);
+  }
+}
+
+function newlines(s: string): number {
+  let n = 0;
+  for (let i = s.indexOf('\n'); i >= 0; i = s.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
+/**
+ * Location of a passage starting at `charStart` in `section`. Code sections start with one
+ * header line ("=== path ===") before the file's first line.
+ */
+export function locationOf(section: LocatableSection | null, pages: readonly Page[], charStart: number,
+                           text: TextFile | null): string {
+  if (section && section.kind === 'file' && section.path) {
+    if (!text) return section.path;
+    const lineInFile = newlines(text.slice(section.charStart, charStart));   // header line = line 0
+    return `${section.path}:${Math.max(1, lineInFile)}`;
+  }
+  const parts: string[] = [];
+  if (section) parts.push(section.label);
+  const page = pageAt(pages, charStart);
+  if (page !== null) parts.push(`p. ${page}`);
+  return parts.join(', ') || 'start of the document';
+}

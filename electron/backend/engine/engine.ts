@@ -1,0 +1,102 @@
+// The model, loaded once per backend process, and a lock that serialises compute on it: an
+// ingest job holds it for one stretch between snapshots, so questions are answered in between.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ModelDescription } from '../../api/types';
+import type * as Native from '../../../native/index';
+
+type NativeModule = typeof Native;
+export type Model = Native.Model;
+export type State = Native.State;
+export type Generation = Native.Generation;
+
+/** The repository (or packaged app) root: the folder holding native/index.js. */
+export function appRoot(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 8; i++) {
+    if (fs.existsSync(path.join(dir, 'native', 'index.js')) && fs.existsSync(path.join(dir, 'package.json'))) return dir;
+    dir = path.dirname(dir);
+  }
+  throw new Error(`cannot find the native runtime (native/index.js) above ${__dirname}`);
+}
+
+let nativeModule: NativeModule | null = null;
+export function runtime(): NativeModule {
+  if (!nativeModule) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    nativeModule = require(path.join(appRoot(), 'native', 'index.js')) as NativeModule;
+  }
+  return nativeModule;
+}
+
+export function defaultModelPath(): string {
+  return path.join(appRoot(), 'models', 'default', 'folio-default.gguf');
+}
+
+/** A FIFO mutex: `run(fn)` waits for earlier holders, then runs fn. */
+export class ComputeLock {
+  private tail: Promise<void> = Promise.resolve();
+  private holders = 0;
+
+  get busy(): boolean {
+    return this.holders > 0;
+  }
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(async () => {
+      this.holders++;
+      try {
+        return await fn();
+      } finally {
+        this.holders--;
+      }
+    });
+    this.tail = result.then(() => undefined, () => undefined);
+    return result;
+  }
+}
+
+export class Engine {
+  readonly lock = new ComputeLock();
+
+  private constructor(readonly model: Model, readonly modelPath: string) {}
+
+  static async load(modelPath: string, threads = 0): Promise<Engine> {
+    if (!fs.existsSync(modelPath)) {
+      throw new Error(`model file not found: ${modelPath}`);
+    }
+    const model = await runtime().Model.load(modelPath, threads > 0 ? { threads } : {});
+    return new Engine(model, modelPath);
+  }
+
+  get fingerprint(): string {
+    return this.model.info.fingerprint;
+  }
+
+  /** Token id that starts every document stream (BOS, or end-of-text for byte-level BPE). */
+  get documentStartToken(): number {
+    const { bosToken, eosToken } = this.model.info;
+    return bosToken >= 0 ? bosToken : eosToken;
+  }
+
+  describe(): ModelDescription {
+    const info = this.model.info;
+    const json = this.model.infoJson() as { general?: { name?: string } ; name?: string };
+    return {
+      path: this.modelPath,
+      name: json.general?.name ?? json.name ?? path.basename(this.modelPath),
+      parameters: info.nParams,
+      predictionHeads: info.nPredictHeads,
+      stateBytes: info.stateBytes,
+      vocabulary: info.nVocab,
+      chunkSize: info.chunkSize,
+      fingerprint: info.fingerprint,
+      backend: 'cpu',
+      threads: info.nThreads,
+    };
+  }
+
+  close(): void {
+    this.model.close();
+  }
+}
