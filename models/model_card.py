@@ -92,9 +92,9 @@ def speed(path: Path, tokens: list[int]) -> list[dict]:
         with runtime.Model(path, n_threads=threads) as model:
             state = model.new_state()
             start = time.perf_counter()
-            model.ingest(state, tokens)
-            ingest = len(tokens) / (time.perf_counter() - start)
-            result = model.generate(state, [], 128, temperature=0.0, stop_at_eos=False)
+            model.ingest(state, tokens[:-1])
+            ingest = (len(tokens) - 1) / (time.perf_counter() - start)
+            result = model.generate(state, tokens[-1:], 128, temperature=0.0, stop_at_eos=False)
             decode = len(result.tokens) / max(result.generate_seconds, 1e-9)
         rows.append({"threads": threads, "ingest_tokens_per_s": ingest, "decode_tokens_per_s": decode})
     return rows
@@ -122,12 +122,126 @@ def plot(logs: dict[str, list[dict]], path: Path) -> None:
     fig.savefig(path)
 
 
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_card(card: dict, model_name: str) -> str:
+    """The model card (README.md) from the measured numbers in card.json."""
+    t = card["training"]
+    params = t["parameters"]
+    info = card["info"]
+    cfg = info.get("config", info) if isinstance(info, dict) else {}
+    heads = len(card["head_agreement"]["prose"]) + 1
+    sources = card.get("corpus", {})
+    source_rows = []
+    for src in sources if isinstance(sources, list) else []:
+        splits = src.get("splits", {})
+        source_rows.append([src["name"], ", ".join(src.get("packages", [])), src.get("licence", ""),
+                            f"{splits.get('train', {}).get('bytes', 0) / 1e6:.1f}",
+                            ", ".join(k for k in splits if k != "train") or "-"])
+    ctx_rows = [[f"{r['read_tokens']:,}", f"{r['ppl_with_state']:.2f}", f"{r['ppl_from_empty_state']:.2f}",
+                 f"{100 * (1 - r['ppl_with_state'] / r['ppl_from_empty_state']):.1f}%"] for r in card["ppl_by_context"]]
+    agree = card["head_agreement"]
+    agree_rows = [[f"head {i + 2}", f"{agree['prose'][i]:.3f}", f"{agree['code'][i]:.3f}",
+                   f"{agree['own_greedy_text'][i]:.3f}"] for i in range(heads - 1)]
+    speed_rows = [[r["threads"], f"{r['ingest_tokens_per_s']:,.0f}", f"{r['decode_tokens_per_s']:,.0f}"] for r in card["speed"]]
+    base = card.get("baseline")
+    base_text = "No baseline run was given."
+    if base:
+        val = base["val"]
+        rows = []
+        for name in ("MEGALODON", "transformer"):
+            v = val.get(name, {})
+            rows.append([name, f"{v.get('val_prose_ce_1', float('nan')):.3f}", f"{math.exp(v.get('val_prose_ce_1', float('nan'))):.1f}",
+                         f"{v.get('val_code_ce_1', float('nan')):.3f}", f"{math.exp(v.get('val_code_ce_1', float('nan'))):.1f}"])
+        bt = base["transformer"]
+        base_text = (f"Transformer baseline: {bt['parameters']['total'] / 1e6:.2f}M parameters (LLaMA-shaped: RMSNorm, RoPE, "
+                     f"SwiGLU, full causal attention), the same corpus, tokenizer, batch, sequence length ({t.get('seq_len', 512)}), "
+                     f"learning-rate schedule and {bt['steps']} steps; its training took {bt['train_seconds'] / 60:.0f} min on {bt['device']}. "
+                     "Held-out cross-entropy of the next-token head on the same 32 windows of each held-out text:\n\n"
+                     + _table(["model", "prose CE (nats)", "prose ppl", "code CE (nats)", "code ppl"], rows))
+    held = card["held_out"]
+    return f"""# Folio default model
+
+`{model_name}`: the MEGALODON model that ships with Folio, so the app works offline out of the box.
+It is small on purpose: it was trained on two CPU cores, and it reads {card['speed'][-1]['ingest_tokens_per_s']:,.0f}
+tokens/s on two cores. Expect it to recall and point at passages, not to write fluent answers;
+load a larger model (models/README.md) for that.
+
+## Configuration
+
+{_table(["", "value"], [
+    ["parameters", f"{params['total'] / 1e6:.2f}M ({params['trunk_non_embedding'] / 1e6:.2f}M trunk without embedding, {params['embedding'] / 1e6:.2f}M tied embedding, {params['heads'] / 1e6:.2f}M in heads 2..{heads})"],
+    ["layers / d_model", f"{cfg.get('n_layers', '?')} / {cfg.get('d_model', '?')}"],
+    ["CEMA dims / attention heads / z / value", f"{cfg.get('cema_ndim', '?')} / {cfg.get('n_attn_heads', '?')} / {cfg.get('z_dim', '?')} / {cfg.get('value_dim', '?')}"],
+    ["FFN", f"SwiGLU {cfg.get('ffn_dim', '?')}"],
+    ["attention chunk / TimestepNorm groups", f"{cfg.get('chunk_size', '?')} / {cfg.get('norm_groups', '?')}"],
+    ["prediction heads", f"{heads} (head 1 = next token; heads 2..{heads} position-wise SwiGLU on the trunk, for self-speculative decoding)"],
+    ["vocabulary", f"{cfg.get('n_vocab', cfg.get('vocab_size', '?'))} byte-level BPE tokens trained on the corpus (models/train_tokenizer.py); `<|endoftext|>` is the last id"],
+    ["weights", f"q8_0 matrices, f32 norms and CEMA parameters; file {card['file_bytes'] / 2**20:.1f} MiB"],
+    ["state", f"{info.get('state_bytes', info.get('stateBytes', '?'))} bytes at a chunk boundary, whatever the length of the text"],
+])}
+
+Why these sizes: two CPU cores give about 10^14 training FLOPs an hour, for which the
+compute-optimal model is a few million parameters; a 4096-token vocabulary keeps the tied
+embedding at a quarter of the model (a 32k vocabulary would be three times the trunk).
+
+## Training
+
+- Data: {t['tokens_seen'] / 1e6:.1f}M tokens seen ({t['steps']} steps of {t.get('batch', 4)} x {t.get('seq_len', 512)} tokens) from the
+  corpus below; AdamW (0.9, 0.95), weight decay 0.1, peak learning rate 3e-3 with warm-up and cosine decay,
+  gradient clipping 1.0; joint multi-token loss CE_1 + 0.3 (then 0.1 for the last 30%) x the decayed
+  extra heads (multi-token.md 6.2 J), with the memory-efficient per-head backward.
+- Hardware and time: {t['device']}, {t['train_seconds'] / 60:.0f} minutes ({'complete schedule' if t.get('completed_schedule') else 'stopped at the time limit before the schedule ended'}).
+- Reproduce: `sh models/run_python.sh models/data/build_corpus.py --out models/data/out`, then
+  `models/train_tokenizer.py`, `models/train.py --preset default` and `models/model_card.py` as in models/README.md.
+
+![loss curves](loss_curve.png)
+
+### Corpus (models/data/build_corpus.py)
+
+{_table(["source", "Debian package", "licence", "train MB", "held out"], source_rows) if source_rows else "See models/data/out/manifest.json."}
+
+## Held-out evaluation (runtime, q8_0 file)
+
+Held-out prose (a whole GNU manual not trained on): perplexity {held['prose']['ppl']:.2f} over {held['prose']['tokens']:,} tokens.
+Held-out code (whole Python packages not trained on): perplexity {held['code']['ppl']:.2f} over {held['code']['tokens']:,} tokens.
+
+### Perplexity after reading more of a long book
+
+The held-out King James Bible ({card['book_tokens']:,} tokens). For each N the model streams the first N
+tokens, then scores the next 2,048; the same window is also scored from an empty state.
+
+{_table(["tokens read", "ppl with the streamed state", "ppl from an empty state", "gain"], ctx_rows)}
+
+### Multi-token heads
+
+Teacher-forced self-agreement a_i = P[argmax head_i(t) = argmax head_1(t+i-1)], the rate at which
+speculative decoding would accept head i's draft, on held-out text and on the model's own greedy
+continuations (what decoding actually sees):
+
+{_table(["head", "held-out prose", "held-out code", "own greedy text"], agree_rows)}
+
+## Comparison with a transformer
+
+{base_text}
+
+## Speed (runtime, this file)
+
+{_table(["threads", "ingest tokens/s", "decode tokens/s"], speed_rows)}
+"""
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--baseline", type=Path, help="transformer baseline run folder")
     p.add_argument("--corpus", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--tokenizer", type=Path, help="tokenizer.json of the run (default: CORPUS/tokenizer.json)")
     p.add_argument("--model-name", default="folio-default.gguf")
     args = p.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -137,7 +251,7 @@ def main(argv=None) -> dict:
     model_path = args.out / args.model_name
     shutil.copyfile(args.run / "model.gguf", model_path)
     summary = json.loads((args.run / "summary.json").read_text())
-    tokenizer = load_tokenizer(args.corpus / "tokenizer.json")
+    tokenizer = load_tokenizer(args.tokenizer or args.corpus / "tokenizer.json")
     texts = {name: tokenize_file(tokenizer, args.corpus / f"heldout_{name}.txt", args.run / f"heldout_{name}_tokens.npy")
              for name in ("prose", "code", "book")}
     card: dict = {"training": summary, "file_bytes": model_path.stat().st_size}
@@ -151,7 +265,8 @@ def main(argv=None) -> dict:
         agreement = {}
         for name in ("prose", "code"):
             agreement[name] = self_agreement(model, np.asarray(texts[name][:4096]).tolist(), n_heads)
-        prompts = [np.asarray(texts[name][s:s + 64]).tolist() for name in ("prose", "code") for s in (0, 5000, 20000)]
+        prompts = [np.asarray(texts[name][s:s + 64]).tolist() for name in ("prose", "code") for s in (0, 5000, 20000)
+                   if s + 64 <= len(texts[name])]
         generated = greedy_text(model, prompts, 192)
         rates = np.array([self_agreement(model, g, n_heads) for g in generated])
         agreement["own_greedy_text"] = rates.mean(axis=0).tolist() if len(rates) else []
@@ -165,7 +280,9 @@ def main(argv=None) -> dict:
         card["baseline"] = {"transformer": base,
                             "val": {name: {k: v for k, v in r.items() if k.startswith("val_")} for name, r in last.items()}}
     plot(logs, args.out / "loss_curve.png")
+    card["corpus"] = json.loads((args.corpus / "manifest.json").read_text()).get("sources", {})
     (args.out / "card.json").write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    (args.out / "README.md").write_text(render_card(card, args.model_name), encoding="utf-8")
     print(json.dumps({k: card[k] for k in ("held_out", "ppl_by_context", "head_agreement", "speed")}, indent=2))
     return card
 

@@ -311,7 +311,7 @@ def main(argv=None) -> dict:
             print(f"stopping after {args.max_minutes} minutes at step {step}; --resume continues", file=sys.stderr)
             break
     log.close()
-    summary = {"arch": arch, "steps": step, "tokens_seen": tokens_seen, "train_seconds": round(elapsed, 1),
+    summary = {"arch": arch, "steps": step, "batch": run["batch"], "seq_len": run["seq_len"], "tokens_seen": tokens_seen, "train_seconds": round(elapsed, 1),
                "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu x{torch.get_num_threads()}",
                "parameters": params}
     summary["completed_schedule"] = step == total_steps
