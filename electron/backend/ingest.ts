@@ -3,6 +3,7 @@
 // stream are files written atomically, passages are idempotent by index, and the model resumes
 // from its last snapshot (the state file is the source of truth for how far it has read).
 import fs from 'node:fs';
+import path from 'node:path';
 import type { IngestPhase, IngestProgress } from '../api/types';
 import type { Engine, State } from './engine/engine';
 import { atomicWriteFile, dataPaths, type Library } from './library';
@@ -88,16 +89,12 @@ async function prepare(library: Library, engine: Engine, docId: string, progress
   const chunks: Int32Array[] = [Int32Array.of(engine.documentStartToken)];
   let tokenPos = 1;
   let batch: Parameters<Library['addPassages']>[1] = [];
-  const sectionRanges = new Map<number, { tokenStart: number; tokenEnd: number }>();
+  const spans: { charStart: number; charEnd: number; tokenStart: number; tokenEnd: number }[] = [];
   const tokenize = (s: string) => engine.model.tokenizeSync(s);
   for (const p of cutPassages(read.text, read.sections, tokenize)) {
     const passage = { idx: p.idx, sectionIdx: p.sectionIdx, charStart: p.charStart, charEnd: p.charEnd,
       tokenStart: tokenPos, tokenEnd: tokenPos + p.tokens.length, text: read.text.slice(p.charStart, p.charEnd) };
-    if (p.sectionIdx !== null) {
-      const range = sectionRanges.get(p.sectionIdx);
-      if (range) range.tokenEnd = passage.tokenEnd;
-      else sectionRanges.set(p.sectionIdx, { tokenStart: passage.tokenStart, tokenEnd: passage.tokenEnd });
-    }
+    spans.push({ charStart: p.charStart, charEnd: p.charEnd, tokenStart: passage.tokenStart, tokenEnd: passage.tokenEnd });
     chunks.push(p.tokens);
     tokenPos = passage.tokenEnd;
     batch.push(passage);
@@ -110,7 +107,7 @@ async function prepare(library: Library, engine: Engine, docId: string, progress
     }
   }
   if (batch.length) library.addPassages(docId, batch);
-  library.setSectionTokenRanges(docId, [...sectionRanges].map(([idx, r]) => ({ idx, ...r })));
+  library.setSectionTokenRanges(docId, sectionTokenRanges(read.sections, spans));
 
   const tokens = new Int32Array(tokenPos);
   let offset = 0;
@@ -122,6 +119,36 @@ async function prepare(library: Library, engine: Engine, docId: string, progress
   library.updateDocument(docId, { tokenCount: tokens.length });
   progress.report('indexing', read.text.length, read.text.length, true);
   return tokens;
+}
+
+/** Each section's token range: from its first passage to its last, nested sections included. */
+export function sectionTokenRanges(sections: readonly { charStart: number; charEnd: number }[],
+                                   spans: readonly { charStart: number; charEnd: number; tokenStart: number; tokenEnd: number }[]) {
+  const firstAtOrAfter = (offset: number) => {
+    let lo = 0;
+    let hi = spans.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (spans[mid].charStart < offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const out: { idx: number; tokenStart: number; tokenEnd: number }[] = [];
+  sections.forEach((s, idx) => {
+    const first = firstAtOrAfter(s.charStart);
+    const end = firstAtOrAfter(s.charEnd);     // passages never cross a section boundary
+    if (end > first) out.push({ idx, tokenStart: spans[first].tokenStart, tokenEnd: spans[end - 1].tokenEnd });
+  });
+  return out;
+}
+
+/** The outline level that divides the document (chapters): the shallowest with two or more sections. */
+export function chapterLevel(sections: readonly { level: number; tokenEnd: number | null }[]): number {
+  const counts = new Map<number, number>();
+  for (const s of sections) if (s.tokenEnd !== null) counts.set(s.level, (counts.get(s.level) ?? 0) + 1);
+  const levels = [...counts.keys()].sort((a, b) => a - b);
+  return levels.find((l) => counts.get(l)! >= 2) ?? levels[0] ?? 1;
 }
 
 /** Token positions after which a snapshot is written (ascending, the last is the end). */
@@ -157,7 +184,9 @@ export async function ingestDocument(library: Library, engine: Engine, docId: st
   const tokens = await prepare(library, engine, docId, progress, signal);
   const fingerprint = engine.fingerprint;
   const paths = dataPaths(library.dataDir);
-  const sections = library.getSections(docId).filter((s) => s.tokenEnd !== null && s.level <= 1)
+  const outline = library.getSections(docId);
+  const level = chapterLevel(outline);
+  const sections = outline.filter((s) => s.tokenEnd !== null && s.level === level)
     .map((s) => ({ idx: s.idx, tokenEnd: s.tokenEnd as number, tokens: (s.tokenEnd as number) - (s.tokenStart as number) }));
   const sectionAt = new Map(sections.map((s) => [s.tokenEnd, s.idx]));
   const points = snapshotPoints(tokens.length, options.snapshotInterval, sections);
@@ -177,6 +206,7 @@ export async function ingestDocument(library: Library, engine: Engine, docId: st
         });
         const final = point === tokens.length;
         const file = final ? paths.finalStatePath(docId, fingerprint) : paths.snapshotPath(docId, fingerprint, point);
+        fs.mkdirSync(path.dirname(file), { recursive: true });
         await state.save(file);
         library.addSnapshot({ docId, modelFingerprint: fingerprint, tokenPos: point,
           kind: final ? 'final' : sectionAt.has(point) ? 'section' : 'periodic',

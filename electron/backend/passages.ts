@@ -19,20 +19,32 @@ export interface CutPassage {
 const MAX_UNIT_CHARS = 2000;       // longer lines are split at spaces (or anywhere)
 const SENTENCE_END = /[.!?]["')\]]?\s+/g;
 
-/** Ranges [start, end) covering [from, to): the sections, and the gaps between them (null). */
-export function regions(length: number, sections: readonly SectionRange[]): { start: number; end: number; section: number | null }[] {
-  const out: { start: number; end: number; section: number | null }[] = [];
-  let pos = 0;
-  const ordered = sections.map((s, i) => ({ ...s, i })).sort((a, b) => a.charStart - b.charStart);
-  for (const s of ordered) {
-    const start = Math.max(s.charStart, pos);
-    const end = Math.min(s.charEnd, length);
-    if (end <= start) continue;
-    if (start > pos) out.push({ start: pos, end: start, section: null });
-    out.push({ start, end, section: s.i });
-    pos = end;
+/**
+ * Ranges [start, end) tiling [0, length), each owned by the innermost section that covers it
+ * (the one starting last; the deeper one when two start together), or null outside sections.
+ * Sections nest (a book title covers its chapters), so a passage belongs to its chapter.
+ */
+export function regions(length: number, sections: readonly (SectionRange & { level?: number })[]):
+  { start: number; end: number; section: number | null }[] {
+  const cuts = new Set<number>([0, length]);
+  for (const s of sections) {
+    cuts.add(Math.max(0, Math.min(length, s.charStart)));
+    cuts.add(Math.max(0, Math.min(length, s.charEnd)));
   }
-  if (pos < length) out.push({ start: pos, end: length, section: null });
+  const points = [...cuts].sort((a, b) => a - b);
+  const out: { start: number; end: number; section: number | null }[] = [];
+  for (let i = 0; i + 1 < points.length; i++) {
+    const [a, b] = [points[i], points[i + 1]];
+    let owner: number | null = null;
+    sections.forEach((s, j) => {
+      if (s.charStart > a || s.charEnd < b) return;
+      const o = owner === null ? null : sections[owner];
+      if (!o || s.charStart > o.charStart || (s.charStart === o.charStart && (s.level ?? 1) > (o.level ?? 1))) owner = j;
+    });
+    const last = out[out.length - 1];
+    if (last && last.section === owner) last.end = b;
+    else out.push({ start: a, end: b, section: owner });
+  }
   return out;
 }
 
@@ -74,7 +86,7 @@ function* unitEnds(text: string, start: number, end: number): Generator<number> 
  * Yields passages in order. `tokenize` is called once per passage; characters per token are
  * learned as it goes, so passages land near the target without tokenizing twice.
  */
-export function* cutPassages(text: string, sections: readonly SectionRange[], tokenize: (s: string) => Int32Array,
+export function* cutPassages(text: string, sections: readonly (SectionRange & { level?: number })[], tokenize: (s: string) => Int32Array,
                              targetTokens = 300): Generator<CutPassage> {
   let charsPerToken = 3.5;
   let idx = 0;

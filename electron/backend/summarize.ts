@@ -5,6 +5,7 @@
 import type { KeyPassage, SectionSummary, SummaryResult } from '../api/types';
 import { ApiError } from '../api/requests';
 import type { Engine, State } from './engine/engine';
+import { chapterLevel } from './ingest';
 import type { Library } from './library';
 
 export interface SummarizeRequest {
@@ -101,8 +102,10 @@ export async function summarize(library: Library, engine: Engine, req: Summarize
 
   const sectionSnapshots = new Map(library.listSnapshots(req.docId, fingerprint)
     .filter((s) => s.kind === 'section' && s.sectionIdx !== null).map((s) => [s.sectionIdx as number, s]));
-  const sections = library.getSections(req.docId).filter((s) => sectionSnapshots.has(s.idx) || s.tokenEnd === doc.tokenCount)
-    .filter((s) => s.level <= 1).slice(0, req.maxSections);
+  const outline = library.getSections(req.docId);
+  const level = chapterLevel(outline);
+  const sections = outline.filter((s) => s.level === level && (sectionSnapshots.has(s.idx) || s.tokenEnd === doc.tokenCount))
+    .slice(0, req.maxSections);
 
   const results: SectionSummary[] = [];
   for (const section of sections) {
@@ -112,7 +115,7 @@ export async function summarize(library: Library, engine: Engine, req: Summarize
     if (cached) {
       summary = { sectionIdx: section.idx, label: section.label, text: cached.text, keyPassages: cached.keyPassages, cached: true };
     } else {
-      const key = keyPassages(library.passagesInSection(req.docId, section.idx));
+      const key = keyPassages(library.passagesInRange(req.docId, section.charStart, section.charEnd));
       const snapshot = sectionSnapshots.get(section.idx) ?? final;
       const text = await engine.lock.run(async () => {
         const state = await engine.model.loadState(snapshot.path);

@@ -350,6 +350,14 @@ export class Library {
     ).map(toPassage);
   }
 
+  /** Passages lying inside the character range [charStart, charEnd), in order. */
+  passagesInRange(docId: string, charStart: number, charEnd: number): PassageRow[] {
+    return this.db.all(
+      `SELECT ${PASSAGE_COLUMNS} FROM passages p WHERE p.doc_id = ? AND p.char_start >= ? AND p.char_end <= ? ORDER BY p.idx`,
+      docId, charStart, charEnd,
+    ).map(toPassage);
+  }
+
   /** Deletes passages with idx >= `fromIdx` (to redo them on resume); returns how many went. */
   deletePassagesFrom(docId: string, fromIdx: number): number {
     return this.db.transaction(() => this.db.run('DELETE FROM passages WHERE doc_id = ? AND idx >= ?', docId, fromIdx).changes);

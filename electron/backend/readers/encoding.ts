@@ -132,7 +132,7 @@ const LEGACY_CHARSETS: Record<string, string> = {
   gb18030: 'gb18030',
   big5: 'big5',
 };
-const LEGACY_MIN_CONFIDENCE = 0.35;
+const LEGACY_MIN_CONFIDENCE = 0.15;
 
 function legacyEncoding(bytes: Uint8Array): string {
   const guess = detectCharset(bytes.subarray(0, SAMPLE_BYTES));
@@ -140,8 +140,20 @@ function legacyEncoding(bytes: Uint8Array): string {
   return label && guess.confidence >= LEGACY_MIN_CONFIDENCE ? label : 'windows-1252';
 }
 
+/** Windows-1252 characters for bytes 0x80..0x9F (the rest of the charset is Latin-1). */
+const CP1252_HIGH =
+  '\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f' +
+  '\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178';
+
+// Node's TextDecoder treats 'windows-1252' as ISO-8859-1, so the 0x80..0x9F range is mapped here.
+function decodeWindows1252(bytes: Uint8Array): string {
+  const latin1 = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  return latin1.replace(/[\x80-\x9f]/g, (c) => CP1252_HIGH[c.charCodeAt(0) - 0x80]);
+}
+
 function decodeWith(encoding: string, bytes: Uint8Array, name: string): string {
   try {
+    if (encoding === 'windows-1252') return decodeWindows1252(bytes);
     return new TextDecoder(encoding).decode(bytes);
   } catch (error) {
     if (error instanceof RangeError || (error as NodeJS.ErrnoException).code === 'ERR_STRING_TOO_LONG') {

@@ -11,6 +11,8 @@ const NOT_PARAGRAPH = /^(?: {0,3}(?:[-*+]|\d{1,9}[.)])(?:[ \t]|$)| {0,3}>| {0,3}
 const THEMATIC_BREAK = /^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$/;
 /** Lines that end a paragraph without a blank line: list items and block quotes. */
 const INTERRUPTS_PARAGRAPH = /^ {0,3}(?:[-*+][ \t]|1[.)][ \t]|>)/;
+/** Only the start of a paragraph is kept for a setext heading's label. */
+const MAX_SETEXT_LINES = 4;
 
 export interface MarkdownStructure {
   headings: Heading[];
@@ -65,7 +67,7 @@ export function markdownHeadings(text: string): MarkdownStructure {
         if (label) headings.push({ label, level: underline[1][0] === '=' ? 1 : 2, charStart: paragraph.start });
         paragraph = null;
       } else if (paragraph !== null && !INTERRUPTS_PARAGRAPH.test(line)) {
-        paragraph.lines.push(line);
+        if (paragraph.lines.length < MAX_SETEXT_LINES) paragraph.lines.push(line);
       } else if (!NOT_PARAGRAPH.test(line) && !THEMATIC_BREAK.test(line)) {
         paragraph = { start: pos + line.search(/\S/), lines: [line] };
       } else {

@@ -43,7 +43,7 @@ function findCandidates(text: string): Candidate[] {
       if (match) {
         // An optional title line right below, then a blank line (or the end).
         let label = line;
-        let nextStart = lineEnd + 1;
+        const nextStart = lineEnd + 1;
         let nextEnd = nextStart <= text.length ? text.indexOf('\n', nextStart) : -1;
         if (nextEnd === -1) nextEnd = text.length;
         let standsAlone = nextStart > text.length || isBlank(text, nextStart, nextEnd);
@@ -87,12 +87,12 @@ function dropContentsEntries(candidates: Candidate[]): Candidate[] {
     laterLabels.set(key, laterLabels.get(key)! - 1);
     const next = c.part ? nextPart[i] : candidates[i + 1];
     const packed = next !== undefined && next.charStart - c.charStart < MIN_SECTION_LENGTH;
-    const closesContents =
+    const closesContents: boolean =
       previous !== null &&
       previous.dropped &&
       c.charStart - previous.candidate.charStart < MIN_SECTION_LENGTH &&
       laterLabels.get(key)! > 0;
-    const dropped = packed || closesContents;
+    const dropped: boolean = packed || closesContents;
     if (!dropped) keep.push(c);
     previous = { candidate: c, dropped };
   }

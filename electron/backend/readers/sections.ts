@@ -10,7 +10,7 @@ const MAX_LABEL_LENGTH = 200;
 
 /** Collapses whitespace and caps the length of a heading or title. */
 export function cleanLabel(raw: string): string {
-  const label = raw.replace(/\s+/g, ' ').trim();
+  const label = (raw.length > 4 * MAX_LABEL_LENGTH ? raw.slice(0, 4 * MAX_LABEL_LENGTH) : raw).replace(/\s+/g, ' ').trim();
   return label.length > MAX_LABEL_LENGTH ? label.slice(0, MAX_LABEL_LENGTH - 1).trimEnd() + '…' : label;
 }
 
