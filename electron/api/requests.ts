@@ -2,7 +2,7 @@
 // the payload with these schemas before the backend sees it.
 import { z } from 'zod';
 import type {
-  AnswerResult, ConversationInfo, DocumentDetail, DocumentInfo, EngineStatus, SummaryResult,
+  AnswerResult, CollectionInfo, ConversationInfo, DocumentDetail, DocumentInfo, EngineStatus, SummaryResult,
 } from './types';
 
 const id = z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, 'not a valid id');
@@ -40,6 +40,10 @@ export const requestSchemas = {
     maxSections: z.number().int().min(0).max(500).optional(),
   }).strict(),
   'cancel': z.object({ requestId: id }).strict(),
+  'collections.list': z.object({}).strict(),
+  'collections.create': z.object({ name: text(200).min(1) }).strict(),
+  'collections.remove': z.object({ collectionId: id }).strict(),
+  'documents.setCollection': z.object({ docId: id, collectionId: id.nullable() }).strict(),
   'conversations.list': z.object({ docId: id.optional() }).strict(),
   'conversations.get': z.object({ conversationId: id }).strict(),
   'settings.get': z.object({}).strict(),
@@ -69,6 +73,10 @@ export interface ResultTypes {
   'ask': AnswerResult;
   'summarize': SummaryResult;
   'cancel': { cancelled: boolean };
+  'collections.list': CollectionInfo[];
+  'collections.create': CollectionInfo;
+  'collections.remove': { removed: boolean };
+  'documents.setCollection': DocumentInfo;
   'conversations.list': ConversationInfo[];
   'conversations.get': ConversationInfo;
   'settings.get': Settings;

@@ -22,6 +22,12 @@ export interface DocumentInfo {
   updatedAt: string;
 }
 
+export interface CollectionInfo {
+  id: string;
+  name: string;
+  createdAt: string;
+}
+
 export interface SectionInfo {
   idx: number;
   label: string;

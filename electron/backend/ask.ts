@@ -57,7 +57,7 @@ export function retrieve(library: Library, question: string, docIds: string[], l
       passageIdx: hit.passageIdx,
       text: hit.text,
       sectionLabel: section?.label ?? null,
-      location: locationOf(section, library.getPages(hit.docId), hit.charStart, section?.kind === 'file' ? text : null),
+      location: locationOf(section, library.getPages(hit.docId), hit.charStart, section?.kind === 'file' ? text : null, hit.charEnd),
       charStart: hit.charStart,
       charEnd: hit.charEnd,
       score: hit.score,

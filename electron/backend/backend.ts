@@ -127,6 +127,21 @@ export class Backend {
         controller?.abort();
         return { cancelled: Boolean(controller) };
       }
+      case 'collections.list':
+        return this.library.listCollections();
+      case 'collections.create':
+        return this.library.createCollection(p.name as string);
+      case 'collections.remove':
+        return { removed: this.library.deleteCollection(p.collectionId as string) };
+      case 'documents.setCollection': {
+        this.document(p.docId as string);
+        if (p.collectionId && !this.library.getCollection(p.collectionId as string)) {
+          throw new ApiError('NOT_FOUND', `no collection ${p.collectionId}`);
+        }
+        const doc = this.library.setDocumentCollection(p.docId as string, (p.collectionId as string | null) ?? null);
+        this.emit({ type: 'document', document: doc });
+        return doc;
+      }
       case 'conversations.list':
         return this.library.listConversations(p.docId as string | undefined);
       case 'conversations.get': {

@@ -51,11 +51,11 @@ function newlines(s: string): number {
 }
 
 /**
- * Location of a passage starting at `charStart` in `section`. Code sections start with one
+ * Location of the passage [charStart, charEnd) in `section`: its pages, or its first line in a file. Code sections start with one
  * header line ("=== path ===") before the file's first line.
  */
 export function locationOf(section: LocatableSection | null, pages: readonly Page[], charStart: number,
-                           text: TextFile | null): string {
+                           text: TextFile | null, charEnd = charStart + 1): string {
   if (section && section.kind === 'file' && section.path) {
     if (!text) return section.path;
     const lineInFile = newlines(text.slice(section.charStart, charStart));   // header line = line 0
@@ -63,7 +63,8 @@ export function locationOf(section: LocatableSection | null, pages: readonly Pag
   }
   const parts: string[] = [];
   if (section) parts.push(section.label);
-  const page = pageAt(pages, charStart);
-  if (page !== null) parts.push(`p. ${page}`);
+  const first = pageAt(pages, charStart);
+  const last = pageAt(pages, Math.max(charStart, charEnd - 1));
+  if (first !== null) parts.push(last !== null && last !== first ? `pp. ${first}\u2013${last}` : `p. ${first}`);
   return parts.join(', ') || 'start of the document';
 }

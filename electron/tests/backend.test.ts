@@ -97,6 +97,20 @@ describe('backend', () => {
     expect(again.document.text).toBe(first.document.text);
   });
 
+  it('answers over a collection from the passages of several documents', async () => {
+    const second = path.join(dir, 'orchard.md');
+    fs.writeFileSync(second, `# Orchard\n\n${prose(10, 9)}\n\nThe orchard keeper Philippa Quennell grafted forty quince trees.\n`);
+    const orchard = await addAndWait(backend, second);
+    const harbor = (await backend.request('documents.list', {})).find((d) => d.sourcePath === bookPath)!;
+    const shelf = await backend.request('collections.create', { name: 'Shelf' });
+    for (const d of [harbor, orchard]) await backend.request('documents.setCollection', { docId: d.id, collectionId: shelf.id });
+    const result = await backend.request('ask', { requestId: 'qc', question: 'Who grafted quince trees and who fed cats?',
+      collectionId: shelf.id, maxTokens: 8 });
+    const cited = new Set(result.citations.slice(0, 2).map((c) => c.docId));
+    expect(cited).toEqual(new Set([harbor.id, orchard.id]));
+    await backend.request('documents.remove', { docId: orchard.id });
+  });
+
   it('rejects bad payloads with INVALID_REQUEST', async () => {
     await expect(backend.request('documents.get', { docId: '../../etc' })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
     await expect(backend.request('ask', { requestId: 'x', question: '' })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
