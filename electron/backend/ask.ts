@@ -123,7 +123,7 @@ export async function ask(library: Library, engine: Engine, req: AskRequest): Pr
       }
       const outcome = await generation.result;
       // Follow-ups continue from here: the question, passages and answer are in this state.
-      const file = path.join(dataPaths(library.dataDir).conversationsDir(), `${conversation!.id}.state`);
+      const file = dataPaths(library.dataDir).conversationStatePath(conversation!.id);
       fs.mkdirSync(path.dirname(file), { recursive: true });
       await state.save(file);
       library.setConversationState(conversation!.id, file);
