@@ -11,7 +11,7 @@ if .venv/bin/python -c "import torch, tokenizers, matplotlib" 2>/dev/null; then
   exit 0
 fi
 echo "models/setup_python.sh: installing models/requirements.txt into .venv (PyTorch is large; this takes a few minutes)" >&2
-if .venv/bin/python -m pip install --quiet -r models/requirements.txt; then
+if .venv/bin/python -m pip install --quiet --retries "${PIP_RETRIES:-1}" -r models/requirements.txt; then
   exit 0
 fi
 if [ "${FOLIO_REQUIRE_PYTHON_DEPS:-0}" = "1" ]; then
