@@ -39,6 +39,7 @@ export const requestSchemas = {
     regenerate: z.boolean().optional(),
     maxSections: z.number().int().min(0).max(500).optional(),
   }).strict(),
+  'summaries.get': z.object({ docId: id }).strict(),
   'cancel': z.object({ requestId: id }).strict(),
   'collections.list': z.object({}).strict(),
   'collections.create': z.object({ name: text(200).min(1) }).strict(),
@@ -72,6 +73,7 @@ export interface ResultTypes {
   'documents.text': { text: string };
   'ask': AnswerResult;
   'summarize': SummaryResult;
+  'summaries.get': SummaryResult | null;
   'cancel': { cancelled: boolean };
   'collections.list': CollectionInfo[];
   'collections.create': CollectionInfo;

@@ -134,6 +134,7 @@ export interface EngineStatus {
   activeJob: string | null;
   queue: string[];
   rssBytes: number;
+  dataDir: string | null;
   message?: string;
 }
 

@@ -23,6 +23,10 @@ export interface AskRequest {
 const PASSAGES_IN_PROMPT = 4;
 const PASSAGE_PROMPT_CHARS = 700;
 
+// Control characters (a small model can emit them) are dropped: they do not belong in answers.
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/g;
+const printable = (text: string) => text.replace(CONTROL, '');
+
 function clip(text: string, max: number): string {
   const flat = text.replace(/\s+/g, ' ').trim();
   if (flat.length <= max) return flat;
@@ -118,8 +122,9 @@ export async function ask(library: Library, engine: Engine, req: AskRequest): Pr
       });
       for await (const { text } of generation) {
         if (firstTokenMs === null) firstTokenMs = Date.now() - started;
-        answer += text;
-        req.onToken(text);
+        const clean = printable(text);
+        answer += clean;
+        if (clean) req.onToken(clean);
       }
       const outcome = await generation.result;
       // Follow-ups continue from here: the question, passages and answer are in this state.

@@ -10,7 +10,7 @@ import { ask } from './ask';
 import { Engine } from './engine/engine';
 import { ingestDocument } from './ingest';
 import { dataPaths, Library } from './library';
-import { summarize } from './summarize';
+import { cachedSummary, summarize } from './summarize';
 
 export interface BackendOptions {
   dataDir: string;
@@ -89,6 +89,7 @@ export class Backend {
       activeJob: this.active,
       queue: [...this.queue],
       rssBytes: process.memoryUsage().rss,
+      dataDir: this.library.dataDir,
     };
   }
 
@@ -122,6 +123,9 @@ export class Backend {
         return this.ask(input as RequestParams<'ask'>);
       case 'summarize':
         return this.summarize(input as RequestParams<'summarize'>);
+      case 'summaries.get':
+        this.document(p.docId as string);
+        return cachedSummary(this.library, this.engine, p.docId as string);
       case 'cancel': {
         const controller = this.requests.get(p.requestId as string);
         controller?.abort();
@@ -273,8 +277,15 @@ export class Backend {
     return true;
   }
 
+  private readonly lastPhase = new Map<string, string>();
+
+  /** Progress events; a document event too whenever the phase (and so the status) changes. */
   private emitProgress(progress: IngestProgress): void {
     this.emit({ type: 'progress', progress });
+    if (this.lastPhase.get(progress.docId) === progress.phase) return;
+    this.lastPhase.set(progress.docId, progress.phase);
+    const doc = this.library.getDocument(progress.docId);
+    if (doc) this.emit({ type: 'document', document: doc });
   }
 
   private async runNext(): Promise<void> {

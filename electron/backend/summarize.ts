@@ -92,6 +92,22 @@ async function continueText(engine: Engine, state: State, prompt: string, maxTok
   return text.trim();
 }
 
+/** The cached summaries of a document for this model, or null when there are none. */
+export function cachedSummary(library: Library, engine: Engine, docId: string): SummaryResult | null {
+  const doc = library.getDocument(docId);
+  if (!doc) return null;
+  const fingerprint = engine.fingerprint;
+  const whole = library.getSummary(docId, fingerprint, 'document', -1);
+  if (!whole) return null;
+  const labels = new Map(library.getSections(docId).map((s) => [s.idx, s.label]));
+  const sections = library.listSummaries(docId, fingerprint).filter((s) => s.scope === 'section')
+    .sort((a, b) => a.sectionIdx - b.sectionIdx)
+    .map((s) => ({ sectionIdx: s.sectionIdx, label: labels.get(s.sectionIdx) ?? `Section ${s.sectionIdx + 1}`, text: s.text,
+      keyPassages: s.keyPassages, cached: true }));
+  return { requestId: 'cached', docId, document: { sectionIdx: -1, label: doc.title, text: whole.text, keyPassages: whole.keyPassages, cached: true },
+    sections };
+}
+
 export async function summarize(library: Library, engine: Engine, req: SummarizeRequest): Promise<SummaryResult> {
   const doc = library.getDocument(req.docId);
   if (!doc) throw new ApiError('NOT_FOUND', `no document ${req.docId}`);

@@ -2,7 +2,7 @@
 // utilityProcess (process.parentPort). Options come as one JSON argument.
 import { ApiError, isMethod } from '../../api/requests';
 import { Backend } from '../backend';
-import type { FromHost, HostOptions, ToHost } from './protocol';
+import type { FromHost, HostOptions, ToHost } from '../../api/host-protocol';
 
 interface ParentPort {
   on(event: 'message', listener: (e: { data: unknown }) => void): void;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { appRoot } from '../engine/engine';
 import { ApiError, type Method, type ResultTypes } from '../../api/requests';
 import type { BackendEvent, EngineStatus } from '../../api/types';
-import type { FromHost, HostOptions, ToHost } from './protocol';
+import type { FromHost, HostOptions, ToHost } from '../../api/host-protocol';
 
 const MAX_QUICK_RESTARTS = 5;
 
@@ -86,7 +86,7 @@ export class BackendProcess {
     const now = Date.now();
     this.restarts = this.restarts.filter((t) => now - t < QUICK_RESTART_MS);
     this.restarts.push(now);
-    const status: EngineStatus = { state: 'restarting', model: null, activeJob: null, queue: [], rssBytes: 0,
+    const status: EngineStatus = { state: 'restarting', model: null, activeJob: null, queue: [], rssBytes: 0, dataDir: this.options.dataDir,
       message: `the backend stopped (${signal ?? `exit ${code}`}); restarting` };
     if (this.restarts.length > MAX_QUICK_RESTARTS) {
       this.events.emit('event', { type: 'engine', status: { ...status, state: 'error', message: 'the backend keeps crashing; not restarting' } });

@@ -1,5 +1,5 @@
 // Messages between a backend host process and the process that started it.
-import type { BackendEvent, EngineStatus } from '../../api/types';
+import type { BackendEvent, EngineStatus } from './types';
 
 export interface HostOptions {
   dataDir: string;
