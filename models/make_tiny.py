@@ -186,11 +186,18 @@ def make_random_model(path, *, n_layers: int = 2, d_model: int = 64, cema_ndim: 
                       mtp_source: str = "trunk", tied: bool = False, scale_embedding: bool = False,
                       rope_base: float = 10000.0, bf16_freqs: bool = True, norm_eps: float = 1e-5,
                       dtype: str = "f32", tokenizer: str = "gpt2", seed: int = 0,
-                      tokenizer_keys: dict | None = None) -> str:
+                      tokenizer_keys: dict | None = None, output_norm_scale: float = 1.0,
+                      output_bias_std: float = 0.05, mtp_down_scale: float = 1.0) -> str:
     """Writes a random model to `path` and returns the path. `dtype` applies to the matrices
     (embedding, projections, FFN, heads); norms, biases and CEMA parameters stay f32.
     `tokenizer_keys` ({key: (type, value)}, as gpt2_vocab returns) replaces the generated
-    vocabulary; `vocab_size` then becomes its token count."""
+    vocabulary; `vocab_size` then becomes its token count.
+
+    output_norm_scale / output_bias_std scale the final norm's weight and bias: a small weight
+    and a large bias give every position nearly the same peaked distribution. mtp_down_scale
+    scales the extra heads' down projections: 0 with mtp_source "final" makes every extra head
+    repeat head 1 (heads that agree with head 1 whenever the output repeats itself). None of
+    them changes the random draws, so the other weights stay the same."""
     if d_model % norm_groups:
         raise ValueError(f"d_model {d_model} is not a multiple of norm_groups {norm_groups}")
     if z_dim % n_attn_heads or value_dim % n_attn_heads or (z_dim // n_attn_heads) % 2:
@@ -282,15 +289,15 @@ def make_random_model(path, *, n_layers: int = 2, d_model: int = 64, cema_ndim: 
         if swiglu:
             writer.add_tensor(f"{blk}.ffn_up.weight", matrix(ffn_dim, d_model), dtype)
         writer.add_tensor(f"{blk}.ffn_down.weight", matrix(d_model, ffn_dim), dtype)
-    writer.add_tensor("output_norm.weight", scale(d_model))
-    writer.add_tensor("output_norm.bias", normal(d_model, 0.05))
+    writer.add_tensor("output_norm.weight", scale(d_model) * np.float32(output_norm_scale))
+    writer.add_tensor("output_norm.bias", normal(d_model, output_bias_std))
     if not tied:
         writer.add_tensor("output.weight", matrix(vocab_size, d_model), dtype)
     for j in range(2, n_predict_heads + 1):
         writer.add_tensor(f"mtp.{j}.norm.weight", scale(d_model))
         writer.add_tensor(f"mtp.{j}.gate.weight", matrix(mtp_hidden, d_model), dtype)
         writer.add_tensor(f"mtp.{j}.up.weight", matrix(mtp_hidden, d_model), dtype)
-        writer.add_tensor(f"mtp.{j}.down.weight", matrix(d_model, mtp_hidden), dtype)
+        writer.add_tensor(f"mtp.{j}.down.weight", matrix(d_model, mtp_hidden) * np.float32(mtp_down_scale), dtype)
     writer.write(path)
     return str(path)
 
@@ -319,6 +326,11 @@ def main(argv=None) -> None:
     parser.add_argument("--dtype", choices=("f32", "f16", "bf16", "q8_0"), default="f32")
     parser.add_argument("--tokenizer", choices=("gpt2", "llama"), default="gpt2")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output-norm-scale", type=float, default=1.0, help="scale of the final norm's weight")
+    parser.add_argument("--output-bias-std", type=float, default=0.05, help="std of the final norm's bias")
+    parser.add_argument("--mtp-down-scale", type=float, default=1.0,
+                        help="scale of the extra heads' down projections (0 with --mtp-source final: "
+                             "every head repeats head 1)")
     args = parser.parse_args(argv)
     make_random_model(
         args.out, n_layers=args.layers, d_model=args.d_model, cema_ndim=args.cema_ndim,
@@ -326,7 +338,9 @@ def main(argv=None) -> None:
         chunk_size=args.chunk, norm_groups=args.groups, vocab_size=args.vocab, swiglu=not args.no_swiglu,
         n_predict_heads=args.heads_mtp, mtp_hidden=args.mtp_hidden, mtp_source=args.mtp_source,
         tied=args.tied, scale_embedding=args.scale_embedding, rope_base=args.rope_base,
-        bf16_freqs=not args.no_bf16_freqs, dtype=args.dtype, tokenizer=args.tokenizer, seed=args.seed)
+        bf16_freqs=not args.no_bf16_freqs, dtype=args.dtype, tokenizer=args.tokenizer, seed=args.seed,
+        output_norm_scale=args.output_norm_scale, output_bias_std=args.output_bias_std,
+        mtp_down_scale=args.mtp_down_scale)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -66,15 +66,22 @@ class SamplingParams(ctypes.Structure):
                 ("repeat_last_n", ctypes.c_int32), ("seed", ctypes.c_uint64)]
 
 
+MGL_MAX_DRAFT_HEADS = 16
+
+
 class GenerateParams(ctypes.Structure):
     _fields_ = [("max_tokens", ctypes.c_int32), ("sampling", SamplingParams),
                 ("stop", ctypes.POINTER(ctypes.c_char_p)), ("n_stop", ctypes.c_size_t),
-                ("stop_at_eos", ctypes.c_int)]
+                ("stop_at_eos", ctypes.c_int), ("speculative", ctypes.c_int32), ("draft", ctypes.c_int32)]
 
 
 class GenerateResultC(ctypes.Structure):
     _fields_ = [("n_tokens", ctypes.c_int32), ("stop_reason", ctypes.c_int),
-                ("prompt_seconds", ctypes.c_double), ("generate_seconds", ctypes.c_double)]
+                ("prompt_seconds", ctypes.c_double), ("generate_seconds", ctypes.c_double),
+                ("forward_passes", ctypes.c_int32), ("draft_heads", ctypes.c_int32),
+                ("tokens_per_forward", ctypes.c_double),
+                ("drafted", ctypes.c_int32 * (MGL_MAX_DRAFT_HEADS - 1)),
+                ("accepted", ctypes.c_int32 * (MGL_MAX_DRAFT_HEADS - 1))]
 
 
 PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
@@ -203,6 +210,11 @@ class GenerateResult:
     stop_reason: str
     prompt_seconds: float
     generate_seconds: float
+    forward_passes: int = 0
+    tokens_per_forward: float = 0.0
+    draft_heads: int = 1  # heads used per step, head 1 included (1: plain decoding)
+    drafted: list[int] = field(default_factory=list)   # per head 2..draft_heads
+    accepted: list[int] = field(default_factory=list)  # accepted drafts, same order
 
 
 class Model:
@@ -334,12 +346,15 @@ class Model:
                  temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
                  min_p: float | None = None, repeat_penalty: float | None = None,
                  repeat_last_n: int | None = None, seed: int | None = None, stop: Sequence[str] = (),
-                 stop_at_eos: bool = True,
+                 stop_at_eos: bool = True, speculative: bool = False, draft: int = 0,
                  on_token: Callable[[int, str], bool] | None = None) -> GenerateResult:
         """Feeds `prompt`, then samples up to max_tokens (library defaults for unset sampling
-        options). on_token(token, text) returning True stops the generation."""
+        options). on_token(token, text) returning True stops the generation. speculative: decode
+        with the multi-token heads (draft: heads used, head 1 included; 0 = all)."""
         params = self._lib.mgl_generate_default_params()
         params.max_tokens = max_tokens
+        params.speculative = 1 if speculative else 0
+        params.draft = draft
         for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p),
                             ("min_p", min_p), ("repeat_penalty", repeat_penalty),
                             ("repeat_last_n", repeat_last_n), ("seed", seed)):
@@ -377,9 +392,12 @@ class Model:
         if result.n_tokens != len(tokens):
             raise MegalodonError("MGL_ERR_INTERNAL", f"generate reported {result.n_tokens} tokens but "
                                  f"the callback saw {len(tokens)}", MGL_ERR_INTERNAL)
+        n_drafts = max(result.draft_heads - 1, 0)
         return GenerateResult(tokens, b"".join(pieces).decode("utf-8", "replace"),
                               STOP_REASONS.get(result.stop_reason, str(result.stop_reason)),
-                              result.prompt_seconds, result.generate_seconds)
+                              result.prompt_seconds, result.generate_seconds, result.forward_passes,
+                              result.tokens_per_forward, result.draft_heads,
+                              list(result.drafted[:n_drafts]), list(result.accepted[:n_drafts]))
 
 
 class State:

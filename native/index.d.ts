@@ -174,6 +174,19 @@ export interface GenerateOptions {
   stop?: readonly string[];
   /** End at the model's EOS token (default true). */
   stopAtEos?: boolean;
+  /**
+   * Self-speculative decoding with the model's multi-token heads (default false): heads 2..k
+   * draft the tokens after the next one and one forward pass verifies them. Greedy output is
+   * identical to plain decoding; with sampling the output follows the same distribution (not the
+   * same tokens for a seed). A model without extra heads decodes plainly.
+   */
+  speculative?: boolean;
+  /**
+   * Heads used per speculative step, head 1 included (a step verifies the next token plus
+   * draft - 1 drafted ones): 1..nPredictHeads, or 0 / absent for all of them. A RangeError above
+   * nPredictHeads.
+   */
+  draft?: number;
   /** Stops the generation; iteration and `result` then reject with an AbortError. */
   signal?: AbortSignal;
 }
@@ -186,6 +199,23 @@ export interface GeneratedToken {
 
 export type StopReason = 'max_tokens' | 'eos' | 'stop_string' | 'cancelled';
 
+/** How the decode loop ran (plain decoding: draftHeads 1, one forward pass per token). */
+export interface SpeculativeStats {
+  /** Heads used per step, head 1 included. */
+  draftHeads: number;
+  /** Forward passes of the decode loop (the prompt's excluded). */
+  forwardPasses: number;
+  /** nTokens / forwardPasses. */
+  tokensPerForward: number;
+  /** Per head 2..draftHeads: drafts put into a verification window. */
+  draftedPerHead: number[];
+  /**
+   * Per head 2..draftHeads: drafts accepted (only when every draft before it in its window was
+   * accepted too, so acceptedPerHead[i] / draftedPerHead[i] is the cumulative acceptance).
+   */
+  acceptedPerHead: number[];
+}
+
 export interface GenerateResult {
   /** The whole output text (stop string excluded). */
   text: string;
@@ -197,6 +227,7 @@ export interface GenerateResult {
   promptSeconds: number;
   generateSeconds: number;
   tokensPerSecond: number;
+  speculative: SpeculativeStats;
 }
 
 /**

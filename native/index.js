@@ -181,6 +181,17 @@ class Model {
   }
 }
 
+// Heads a speculative generation uses, head 1 included: 0 (all of the model's) up to its count.
+function draftHeads(value, nPredictHeads) {
+  if (value === undefined) return 0;
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw invalidArg('options.draft must be an integer');
+  if (value < 0 || value > nPredictHeads) {
+    throw invalidArg(`options.draft must be between 0 (all heads) and ${nPredictHeads}, the model's ` +
+      `prediction heads; got ${value}`, RangeError);
+  }
+  return value;
+}
+
 function tokenizeFlags(options) {
   const { addBos, parseSpecial } = checkOptions(options);
   return (optionalBool(addBos, 'options.addBos', false) ? TOKENIZE_ADD_BOS : 0) |
@@ -279,6 +290,8 @@ class Generation {
       let addBos = optionalBool(options.addBos, 'options.addBos', undefined);
       if (addBos === undefined) addBos = handle.position === 0;
       const parseSpecial = optionalBool(options.parseSpecial, 'options.parseSpecial', true);
+      const speculative = optionalBool(options.speculative, 'options.speculative', false);
+      const draft = draftHeads(options.draft, model.info.nPredictHeads);
       const params = {
         maxTokens: options.maxTokens,
         temperature: options.temperature,
@@ -290,13 +303,15 @@ class Generation {
         seed: options.seed,
         stop: options.stop,
         stopAtEos: options.stopAtEos,
+        speculative,
+        draft,
         tokenizeFlags: (addBos ? TOKENIZE_ADD_BOS : 0) | (parseSpecial ? TOKENIZE_PARSE_SPECIAL : 0),
       };
       const outcome = await withSignal(signal, (flag) => {
         this.#flag = flag ?? new native.CancelFlag();
         return nativeModel.generate(handle, prompt, params, (token, text) => this.#push(token, text), this.#flag);
       });
-      const { nTokens, stopReason, promptTokens, promptSeconds, generateSeconds } = outcome;
+      const { nTokens, stopReason, promptTokens, promptSeconds, generateSeconds, speculative: stats } = outcome;
       if (stopReason === 'cancelled' && signal !== null && signal.aborted) throw abortErrorFor(signal);
       this.#final = {
         text: this.#text,
@@ -307,6 +322,13 @@ class Generation {
         promptSeconds,
         generateSeconds,
         tokensPerSecond: generateSeconds > 0 ? nTokens / generateSeconds : 0,
+        speculative: {
+          draftHeads: stats.draftHeads,
+          forwardPasses: stats.forwardPasses,
+          tokensPerForward: stats.tokensPerForward,
+          draftedPerHead: stats.draftedPerHead,
+          acceptedPerHead: stats.acceptedPerHead,
+        },
       };
       return this.#final;
     } catch (error) {

@@ -1,6 +1,8 @@
 // Async workers behind every promise-returning call.
 #include "jobs.h"
 
+#include <algorithm>
+
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -406,6 +408,19 @@ protected:
         result.Set("promptTokens", Napi::Number::New(env, static_cast<double>(request_.prompt_tokens.size())));
         result.Set("promptSeconds", Napi::Number::New(env, result_.prompt_seconds));
         result.Set("generateSeconds", Napi::Number::New(env, result_.generate_seconds));
+        Napi::Object speculative = Napi::Object::New(env);
+        speculative.Set("draftHeads", Napi::Number::New(env, result_.draft_heads));
+        speculative.Set("forwardPasses", Napi::Number::New(env, result_.forward_passes));
+        speculative.Set("tokensPerForward", Napi::Number::New(env, result_.tokens_per_forward));
+        const int n_drafts = std::max(0, result_.draft_heads - 1);
+        Napi::Array drafted = Napi::Array::New(env, n_drafts), accepted = Napi::Array::New(env, n_drafts);
+        for (int j = 0; j < n_drafts; ++j) {
+            drafted.Set(uint32_t(j), Napi::Number::New(env, result_.drafted[j]));
+            accepted.Set(uint32_t(j), Napi::Number::New(env, result_.accepted[j]));
+        }
+        speculative.Set("draftedPerHead", drafted);
+        speculative.Set("acceptedPerHead", accepted);
+        result.Set("speculative", speculative);
         return result;
     }
 

@@ -68,6 +68,10 @@ GenerateRequest ParseGenerateRequest(Napi::Env env, const Napi::Value &prompt, c
     });
     Option(options, "seed", [&](const Napi::Value &v, const char *name) { p.sampling.seed = ArgSeed(v, name); });
     Option(options, "stopAtEos", [&](const Napi::Value &v, const char *name) { p.stop_at_eos = ArgBool(v, name); });
+    Option(options, "speculative", [&](const Napi::Value &v, const char *name) { p.speculative = ArgBool(v, name); });
+    Option(options, "draft", [&](const Napi::Value &v, const char *name) {
+        p.draft = static_cast<int32_t>(ArgInteger(v, name, 0, MGL_MAX_DRAFT_HEADS));
+    });
     Option(options, "tokenizeFlags", [&](const Napi::Value &v, const char *name) {
         request.tokenize_flags = static_cast<int>(
             ArgInteger(v, name, 0, MGL_TOKENIZE_ADD_BOS | MGL_TOKENIZE_PARSE_SPECIAL));

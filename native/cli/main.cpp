@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -68,8 +69,12 @@ const char *const kGenerateHelp =
     "  --seed N             sampling seed\n"
     "  --stop STR           stop before STR (repeatable; STR is not printed)\n"
     "  --ignore-eos         keep generating after the end-of-sequence token\n"
+    "  --speculative        decode with the model's multi-token heads (greedy output is unchanged;\n"
+    "                       sampling keeps its distribution)\n"
+    "  --draft K            heads used per speculative step, head 1 included (default: all)\n"
     "  --threads N          worker threads (default: all hardware threads)\n"
-    "  --json               print {text, tokens, n_tokens, stop_reason, tokens_per_second, ...} at the end\n";
+    "  --json               print {text, tokens, n_tokens, stop_reason, tokens_per_second, ...} at the end;\n"
+    "                       with --speculative also {speculative: {forward_passes, tokens_per_forward, ...}}\n";
 
 const char *const kPerplexityHelp =
     "usage: megalodon perplexity MODEL FILE [--state S] [--limit N] [--threads N] [--json]\n"
@@ -82,13 +87,15 @@ const char *const kPerplexityHelp =
     "Progress goes to stderr.\n";
 
 const char *const kBenchHelp =
-    "usage: megalodon bench MODEL [--tokens N] [--threads LIST] [--decode-tokens N] [--json]\n"
+    "usage: megalodon bench MODEL [--tokens N] [--threads LIST] [--decode-tokens N] [--draft K] [--json]\n"
     "\n"
     "Ingests N random tokens into a fresh state (after a one-chunk warm-up), then decodes greedily,\n"
-    "once per thread count, and reports tokens/s, the state size and the peak resident memory.\n"
+    "plainly and (for a model with multi-token heads) speculatively, once per thread count, and\n"
+    "reports tokens/s, tokens per forward pass, the state size and the peak resident memory.\n"
     "  --tokens N         tokens per ingest run (default 4096)\n"
     "  --threads LIST     comma-separated thread counts (default: 1 and all hardware threads)\n"
     "  --decode-tokens N  tokens generated per decode run (default 32)\n"
+    "  --draft K          heads per speculative step, head 1 included (default: all)\n"
     "  --json             machine-readable output\n";
 
 void PrintJsonLine(const std::vector<std::pair<std::string, std::string>> &fields) {
@@ -102,6 +109,35 @@ void PrintJsonLine(const std::vector<std::pair<std::string, std::string>> &field
 }
 
 std::string JsonInt(int64_t v) { return std::to_string(v); }
+
+std::string IntArrayJson(const int32_t *values, int n) {
+    std::string out = "[";
+    for (int i = 0; i < n; ++i) {
+        if (i) out += ", ";
+        out += std::to_string(values[i]);
+    }
+    return out + "]";
+}
+
+// {draft_heads, forward_passes, tokens_per_forward, drafted_per_head, accepted_per_head}.
+std::string SpeculativeJson(const mgl_generate_result &r) {
+    const int n = std::max(0, r.draft_heads - 1);
+    return "{\"draft_heads\": " + std::to_string(r.draft_heads) + ", \"forward_passes\": " +
+           std::to_string(r.forward_passes) + ", \"tokens_per_forward\": " + JsonNumber(r.tokens_per_forward) +
+           ", \"drafted_per_head\": " + IntArrayJson(r.drafted, n) + ", \"accepted_per_head\": " +
+           IntArrayJson(r.accepted, n) + "}";
+}
+
+struct StatePtrDeleter {
+    void operator()(mgl_state *s) const { mgl_state_free(s); }
+};
+using ClonedState = std::unique_ptr<mgl_state, StatePtrDeleter>;
+
+ClonedState Clone(const mgl_state *state) {
+    mgl_state *copy = nullptr;
+    cli::Check(mgl_state_clone(state, &copy));
+    return ClonedState(copy);
+}
 
 std::string TokenArrayJson(const std::vector<int32_t> &tokens) {
     std::string out = "[";
@@ -205,7 +241,8 @@ int CmdGenerate(const std::vector<std::string> &argv) {
                      {"temperature", true, false},   {"top-k", true, false},       {"top-p", true, false},
                      {"min-p", true, false},         {"repeat-penalty", true, false},
                      {"repeat-last-n", true, false}, {"seed", true, false},        {"stop", true, true},
-                     {"ignore-eos", false, false},   {"threads", true, false},     {"json", false, false}});
+                     {"ignore-eos", false, false},   {"threads", true, false},     {"json", false, false},
+                     {"speculative", false, false},  {"draft", true, false}});
     RequirePositional(args, 1, "MODEL");
     const bool json = args.has("json");
     const bool continue_state = args.has("state");
@@ -230,6 +267,10 @@ int CmdGenerate(const std::vector<std::string> &argv) {
     params.stop = stop.empty() ? nullptr : stop.data();
     params.n_stop = stop.size();
     params.stop_at_eos = args.has("ignore-eos") ? 0 : 1;
+    const bool speculative = args.has("speculative");
+    if (args.has("draft") && !speculative) throw UsageError("--draft needs --speculative");
+    params.speculative = speculative ? 1 : 0;
+    params.draft = static_cast<int32_t>(args.get_int("draft", 0, 0, MGL_MAX_DRAFT_HEADS));
 
     cli::Model model(args.positional()[0], ThreadsOption(args));
     cli::State state(model, args.get("state"));
@@ -253,17 +294,24 @@ int CmdGenerate(const std::vector<std::string> &argv) {
     const char *stop_reason = reason >= 0 && reason < 4 ? kStopReasons[reason] : "unknown";
     const double rate = result.generate_seconds > 0 ? result.n_tokens / result.generate_seconds : 0.0;
     if (json) {
-        PrintJsonLine({{"text", JsonString(out.text)},
-                       {"tokens", TokenArrayJson(out.tokens)},
-                       {"n_tokens", JsonInt(result.n_tokens)},
-                       {"stop_reason", JsonString(stop_reason)},
-                       {"tokens_per_second", JsonNumber(rate)},
-                       {"prompt_tokens", JsonInt(static_cast<int64_t>(prompt.size()))},
-                       {"prompt_seconds", JsonNumber(result.prompt_seconds)},
-                       {"generate_seconds", JsonNumber(result.generate_seconds)}});
+        std::vector<std::pair<std::string, std::string>> fields = {
+            {"text", JsonString(out.text)},
+            {"tokens", TokenArrayJson(out.tokens)},
+            {"n_tokens", JsonInt(result.n_tokens)},
+            {"stop_reason", JsonString(stop_reason)},
+            {"tokens_per_second", JsonNumber(rate)},
+            {"prompt_tokens", JsonInt(static_cast<int64_t>(prompt.size()))},
+            {"prompt_seconds", JsonNumber(result.prompt_seconds)},
+            {"generate_seconds", JsonNumber(result.generate_seconds)}};
+        if (speculative) fields.emplace_back("speculative", SpeculativeJson(result));
+        PrintJsonLine(fields);
     } else {
         std::printf("\n");
-        std::fprintf(stderr, "[%d tokens, %.1f tokens/s, stop: %s]\n", result.n_tokens, rate, stop_reason);
+        if (speculative)
+            std::fprintf(stderr, "[%d tokens, %.1f tokens/s, %.2f tokens per forward pass, stop: %s]\n",
+                         result.n_tokens, rate, result.tokens_per_forward, stop_reason);
+        else
+            std::fprintf(stderr, "[%d tokens, %.1f tokens/s, stop: %s]\n", result.n_tokens, rate, stop_reason);
     }
     return 0;
 }
@@ -308,11 +356,14 @@ struct BenchRun {
     double ingest_rate;
     int32_t decode_tokens;
     double decode_rate;
+    bool speculative;  // a speculative decode ran (the model has extra heads)
+    mgl_generate_result spec;
+    double spec_rate;
 };
 
 int CmdBench(const std::vector<std::string> &argv) {
     Args args(argv, {{"tokens", true, false}, {"threads", true, false}, {"decode-tokens", true, false},
-                     {"json", false, false}});
+                     {"draft", true, false}, {"json", false, false}});
     RequirePositional(args, 1, "MODEL");
     const int64_t n_tokens = args.get_int("tokens", 4096, 1, int64_t{1} << 31);
     const int32_t decode_tokens = static_cast<int32_t>(args.get_int("decode-tokens", 32, 1, 1 << 20));
@@ -337,6 +388,10 @@ int CmdBench(const std::vector<std::string> &argv) {
     decode.max_tokens = decode_tokens;
     decode.sampling.temperature = 0;  // greedy: the same work on every run
     decode.stop_at_eos = 0;
+    mgl_generate_params spec_decode = decode;
+    spec_decode.speculative = 1;
+    spec_decode.draft = static_cast<int32_t>(args.get_int("draft", 0, 0, MGL_MAX_DRAFT_HEADS));
+    const bool speculative = info.n_predict_heads > 1;
 
     std::vector<BenchRun> runs;
     for (int threads : thread_counts) {
@@ -350,11 +405,19 @@ int CmdBench(const std::vector<std::string> &argv) {
         cli::Check(mgl_ingest(model.get(), state.get(), tokens.data(), tokens.size(), nullptr, nullptr));
         const double ingest_seconds = cli::SecondsSince(start);
 
+        // Both decodes start from the same ingested state.
+        const ClonedState spec_state = Clone(state.get());
         mgl_generate_result result{};
         const int32_t prompt = tokens.front();
         cli::Check(mgl_generate(model.get(), state.get(), &prompt, 1, &decode, nullptr, nullptr, &result));
-        runs.push_back({threads, ingest_seconds, static_cast<double>(tokens.size()) / ingest_seconds,
-                        result.n_tokens, result.generate_seconds > 0 ? result.n_tokens / result.generate_seconds : 0.0});
+        BenchRun run{threads, ingest_seconds, static_cast<double>(tokens.size()) / ingest_seconds, result.n_tokens,
+                     result.generate_seconds > 0 ? result.n_tokens / result.generate_seconds : 0.0, speculative, {},
+                     0.0};
+        if (speculative) {
+            cli::Check(mgl_generate(model.get(), spec_state.get(), &prompt, 1, &spec_decode, nullptr, nullptr, &run.spec));
+            run.spec_rate = run.spec.generate_seconds > 0 ? run.spec.n_tokens / run.spec.generate_seconds : 0.0;
+        }
+        runs.push_back(run);
     }
     const int64_t peak_rss = cli::PeakRssBytes();
 
@@ -367,7 +430,11 @@ int CmdBench(const std::vector<std::string> &argv) {
                         ", \"ingest_seconds\": " + JsonNumber(r.ingest_seconds) +
                         ", \"ingest_tokens_per_second\": " + JsonNumber(r.ingest_rate) +
                         ", \"decode_tokens\": " + std::to_string(r.decode_tokens) +
-                        ", \"decode_tokens_per_second\": " + JsonNumber(r.decode_rate) + "}";
+                        ", \"decode_tokens_per_second\": " + JsonNumber(r.decode_rate);
+            if (r.speculative)
+                run_list += ", \"speculative_decode_tokens_per_second\": " + JsonNumber(r.spec_rate) +
+                            ", \"speculative\": " + SpeculativeJson(r.spec);
+            run_list += "}";
         }
         run_list += "]";
         PrintJsonLine({{"tokens", JsonInt(n_tokens)},
@@ -383,8 +450,22 @@ int CmdBench(const std::vector<std::string> &argv) {
     std::printf("model: %s (%.1f M parameters), %lld random tokens per ingest run\n\n",
                 args.positional()[0].c_str(), static_cast<double>(info.n_params) / 1e6,
                 static_cast<long long>(n_tokens));
-    std::printf("%8s  %14s  %14s\n", "threads", "ingest tok/s", "decode tok/s");
-    for (const BenchRun &r : runs) std::printf("%8d  %14.1f  %14.1f\n", r.threads, r.ingest_rate, r.decode_rate);
+    if (speculative) {
+        std::printf("%8s  %14s  %14s  %18s  %8s  %12s\n", "threads", "ingest tok/s", "decode tok/s",
+                    "speculative tok/s", "speedup", "tok/forward");
+        for (const BenchRun &r : runs)
+            std::printf("%8d  %14.1f  %14.1f  %18.1f  %7.2fx  %12.2f\n", r.threads, r.ingest_rate, r.decode_rate,
+                        r.spec_rate, r.decode_rate > 0 ? r.spec_rate / r.decode_rate : 0.0, r.spec.tokens_per_forward);
+        const mgl_generate_result &last = runs.back().spec;
+        std::printf("\nacceptance per head (last run, %d heads):", last.draft_heads);
+        for (int j = 0; j + 1 < last.draft_heads; ++j)
+            std::printf(" %d: %.0f%%", j + 2,
+                        last.drafted[j] > 0 ? 100.0 * last.accepted[j] / last.drafted[j] : 0.0);
+        std::printf("\n");
+    } else {
+        std::printf("%8s  %14s  %14s\n", "threads", "ingest tok/s", "decode tok/s");
+        for (const BenchRun &r : runs) std::printf("%8d  %14.1f  %14.1f\n", r.threads, r.ingest_rate, r.decode_rate);
+    }
     std::printf("\nstate bytes: %lld (%.2f MiB)\npeak RSS:    %.1f MiB\n", static_cast<long long>(info.state_bytes),
                 static_cast<double>(info.state_bytes) / (1 << 20), static_cast<double>(peak_rss) / (1 << 20));
     return 0;

@@ -174,14 +174,28 @@ typedef enum mgl_stop_reason {
     MGL_STOP_CALLBACK = 3
 } mgl_stop_reason;
 
+/* Prediction heads one speculative step can use, head 1 included. */
+#define MGL_MAX_DRAFT_HEADS 16
+
 typedef struct mgl_generate_params {
     int32_t max_tokens;
     mgl_sampling_params sampling;
     const char *const *stop;  /* stop strings (not included in the output text) */
     size_t n_stop;
     int stop_at_eos;          /* default 1 */
+    /* 1: self-speculative decoding with the model's multi-token heads: heads 2..k draft the
+     * tokens after the next one and one forward pass verifies them. Greedy output (temperature
+     * <= 0) is identical to plain decoding; with sampling the output follows the same
+     * distribution as plain sampling (speculative sampling), but a seed gives other tokens.
+     * 0 (default): plain decoding, one forward pass per token. */
+    int32_t speculative;
+    /* Heads k used per speculative step, head 1 included (a step verifies the next token plus
+     * k - 1 drafts): 1..MGL_MAX_DRAFT_HEADS, or 0 (default) for all of the model's heads.
+     * More heads than the model has is MGL_ERR_INVALID_ARG. Ignored when speculative is 0. */
+    int32_t draft;
 } mgl_generate_params;
 
+/* max_tokens 256, the default sampling, no stop strings, stop at EOS, speculative off. */
 MGL_API mgl_generate_params mgl_generate_default_params(void);
 
 typedef struct mgl_generate_result {
@@ -189,6 +203,16 @@ typedef struct mgl_generate_result {
     mgl_stop_reason stop_reason;
     double prompt_seconds;
     double generate_seconds;
+    /* Forward passes of the decode loop (the prompt's excluded): n_tokens when not speculative. */
+    int32_t forward_passes;
+    /* Heads used per step, head 1 included (1 when not speculative). */
+    int32_t draft_heads;
+    double tokens_per_forward;  /* n_tokens / forward_passes (0 if none) */
+    /* Head j = 2..draft_heads at index j - 2: drafts of that head put into a verification
+     * window, and how many of them were accepted (a draft counts as accepted only when every
+     * draft before it in its window was too, so accepted/drafted is the cumulative acceptance). */
+    int32_t drafted[MGL_MAX_DRAFT_HEADS - 1];
+    int32_t accepted[MGL_MAX_DRAFT_HEADS - 1];
 } mgl_generate_result;
 
 /* Called once per generated token. `text` holds the newly final UTF-8 text (may be empty while

@@ -8,6 +8,13 @@
 // masked part beyond each tile's last row never computed), the gate, the two-hop residual with
 // LayerNorm and the FFN. After the last layer the final TimestepNorm absorbs every row; logits
 // are computed only for the rows a call asks for.
+//
+// A verification window (self-speculative decoding, multi-token.md 5.5) is a segment that reads
+// the committed recurrent state and writes the state after each row into the state's ring, so
+// that keeping any prefix of the window needs no second pass. Its rows are computed exactly as
+// decoding them one at a time would be: projections in groups small enough for the GEMV route
+// (matmul_row_exact_rows) and attention one query row at a time over exactly the keys that row
+// sees, so greedy speculative decoding reproduces plain decoding bit for bit.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -56,17 +63,30 @@ inline double mean_square(const float *x, int64_t n) {
     return s / double(n);
 }
 
+// Where a recurrence reads its state before row t and writes it after row t. An ordinary
+// segment updates one state in place; a verification window reads the committed state and
+// writes the state after row t into after[t] (a ring slot), leaving the committed one as it was.
+struct RowStates {
+    float *in_place = nullptr;
+    const float *before = nullptr;
+    float *const *after = nullptr;  // [rows]
+    const float *read(int64_t t) const { return in_place ? in_place : t == 0 ? before : after[t - 1]; }
+    float *write(int64_t t) const { return in_place ? in_place : after[t]; }
+};
+
 // TimestepNorm over `rows` rows of x (row stride D) for groups [g0, g1) (megalodon.md 3.2):
 // Welford-merge each row's group moments into (mean, var) with count0 + row earlier rows, then
 // normalise the row with the updated statistics. out (optional) gets the affine output;
 // row_mean / row_rstd (optional, [rows][G]) get the statistics after each row.
 void timestep_norm(const float *x, int64_t rows, int64_t D, int64_t G, int64_t g0, int64_t g1, int64_t count0,
-                   float eps, float *mean, float *var, const float *weight, const float *bias, float *out,
-                   float *row_mean, float *row_rstd) {
+                   float eps, const RowStates &means, const RowStates &vars, const float *weight, const float *bias,
+                   float *out, float *row_mean, float *row_rstd) {
     const int64_t dg = D / G;
     for (int64_t t = 0; t < rows; ++t) {
         const double n_old = double(count0 + t), n_new = n_old + 1.0;
         const double c1 = n_old / n_new, c2 = 1.0 / n_new;
+        const float *mean = means.read(t), *var = vars.read(t);
+        float *mean_out = means.write(t), *var_out = vars.write(t);
         for (int64_t g = g0; g < g1; ++g) {
             const float *xs = x + t * D + g * dg;
             double m, s2;
@@ -74,8 +94,8 @@ void timestep_norm(const float *x, int64_t rows, int64_t D, int64_t G, int64_t g
             const double delta = m - double(mean[g]);
             const float new_mean = float(c1 * mean[g] + c2 * m);
             const float new_var = float(c1 * var[g] + c2 * s2 + c1 * c2 * delta * delta);
-            mean[g] = new_mean;
-            var[g] = new_var;
+            mean_out[g] = new_mean;
+            var_out[g] = new_var;
             const float rstd = float(1.0 / std::sqrt(double(new_var) + double(eps)));
             if (row_mean) row_mean[t * G + g] = new_mean;
             if (row_rstd) row_rstd[t * G + g] = rstd;
@@ -88,8 +108,9 @@ void timestep_norm(const float *x, int64_t rows, int64_t D, int64_t G, int64_t g
     }
 }
 
-// CEMA step recurrence (megalodon.md 2.2) for channels [d0, d1) over `rows` rows. State and
-// coefficients are [N][D] so the inner loop runs along contiguous channels.
+// CEMA step recurrence (megalodon.md 2.2) for channels [d0, d1) over `rows` rows, updating the
+// state in place. State and coefficients are [N][D] so the inner loop runs along contiguous
+// channels.
 void cema_rows(const LayerWeights &w, float *__restrict h_re, float *__restrict h_im, const float *x_hat,
                float *c, int64_t rows, int64_t D, int64_t N, int64_t d0, int64_t d1) {
     for (int64_t t = 0; t < rows; ++t) {
@@ -112,6 +133,42 @@ void cema_rows(const LayerWeights &w, float *__restrict h_re, float *__restrict 
                 hi[d] = im;
                 ct[d] += er[d] * re - ei[d] * im;
             }
+        }
+    }
+}
+
+// One CEMA step of one row for channels [d0, d1) and one of the N state rows, from the state
+// (hr, hi) into the distinct arrays (hr_o, hi_o). (Restrict parameters: this is what lets the
+// compiler vectorise it.)
+inline void cema_step_to(const float *__restrict qr, const float *__restrict qi, const float *__restrict p,
+                         const float *__restrict er, const float *__restrict ei, const float *__restrict xt,
+                         float *__restrict ct, const float *__restrict hr, const float *__restrict hi,
+                         float *__restrict hr_o, float *__restrict hi_o, int64_t d0, int64_t d1) {
+    for (int64_t d = d0; d < d1; ++d) {
+        const float re = qr[d] * hr[d] - qi[d] * hi[d] + p[d] * xt[d];
+        const float im = qr[d] * hi[d] + qi[d] * hr[d];
+        hr_o[d] = re;
+        hi_o[d] = im;
+        ct[d] += er[d] * re - ei[d] * im;
+    }
+}
+
+// The same recurrence for a verification window: row t reads the state before it (the
+// committed state for t = 0) and writes the state after it into its own ring slot. The
+// arithmetic is that of cema_rows, so the rows come out bit-identical.
+void cema_rows_captured(const LayerWeights &w, const RowStates &re_states, const RowStates &im_states,
+                        const float *x_hat, float *c, int64_t rows, int64_t D, int64_t N, int64_t d0, int64_t d1) {
+    for (int64_t t = 0; t < rows; ++t) {
+        const float *xt = x_hat + t * D;
+        float *ct = c + t * D;
+        const float *h_re = re_states.read(t), *h_im = im_states.read(t);
+        float *out_re = re_states.write(t), *out_im = im_states.write(t);
+        for (int64_t d = d0; d < d1; ++d) ct[d] = w.cema_omega[size_t(d)] * xt[d];
+        for (int64_t n = 0; n < N; ++n) {
+            const int64_t off = n * D;
+            cema_step_to(w.cema_q_re.data() + off, w.cema_q_im.data() + off, w.cema_p.data() + off,
+                         w.cema_eta_re.data() + off, w.cema_eta_im.data() + off, xt, ct, h_re + off, h_im + off,
+                         out_re + off, out_im + off, d0, d1);
         }
     }
 }
@@ -166,10 +223,21 @@ public:
     // Takes the model's run mutex for each segment when lock is set (a nested refresh run
     // already holds it); the progress callback runs without it.
     bool run(const int32_t *tokens, int64_t n, RunRequest &req, bool lock);
+    // A verification window and the commit of a prefix of it (run_window / commit_window).
+    void window(WindowRequest &req);
+    void commit(const int32_t *tokens, int64_t keep, const float *last_logits, int n_last_heads);
 
 private:
     void segment(const int32_t *tokens, int64_t rows, const SegmentOutputs &out);
+    // Refresh mode: appends the rows' tokens to the history and refreshes when one is due.
+    void record(const int32_t *tokens, int64_t rows);
     void embed(const int32_t *tokens, int64_t rows);
+    // The recurrence state of one array for the rows of this segment; `at(slot)` is the array
+    // in a ring slot. `after` holds the window slots' pointers.
+    template <class At> RowStates row_states(int64_t rows, std::vector<float *> &after, const At &at);
+    // Y = X·Wᵀ (+ bias); in a window in groups of rows that matmul computes as single rows.
+    void project(const float *X, int64_t rows, int64_t ldx, const WeightView &W, const float *bias, float *Y,
+                 int64_t ldy);
     void block(int64_t layer, int64_t rows);
     void attention(int64_t layer, int64_t rows, int64_t kv0);
     void final_norm(int64_t rows);
@@ -186,12 +254,15 @@ private:
     State &st_;
     Scratch &s_;
     ThreadPool *pool_ = nullptr;
+    bool window_ = false;  // running a verification window
+    std::vector<float *> mean_after_, var_after_, re_after_, im_after_;
 };
 
 bool ForwardPass::run(const int32_t *tokens, int64_t n, RunRequest &req, bool lock) {
     if (n <= 0) return true;
     const int64_t V = cfg_.n_vocab, C = cfg_.chunk_size;
     std::fill(st_.last_logits_valid_.begin(), st_.last_logits_valid_.end(), 0);
+    st_.window_rows_ = 0;  // the ring no longer describes the rows after the committed state
     const int64_t logits_first = n - req.logits_rows;  // first call row with logits
     int64_t done = 0;
     while (done < n) {
@@ -257,6 +328,10 @@ void ForwardPass::segment(const int32_t *tokens, int64_t rows, const SegmentOutp
         for (int j = 0; j < out.keep_last_heads; ++j) st_.last_logits_valid_[size_t(j)] = 1;
     }
 
+    record(tokens, rows);
+}
+
+void ForwardPass::record(const int32_t *tokens, int64_t rows) {
     if (st_.refresh_mode()) {
         const int64_t cap = st_.history_capacity();
         for (int64_t i = 0; i < rows; ++i) {
@@ -284,8 +359,65 @@ void ForwardPass::refresh() {
     RunRequest ingest;
     ForwardPass(model_, fresh).run(window.data(), int64_t(window.size()), ingest, false);
     st_.tsn_count_ = fresh.tsn_count_;
-    st_.tsn_mean_ = fresh.tsn_mean_;
-    st_.tsn_var_ = fresh.tsn_var_;
+    st_.ring_[st_.cur_].tsn_mean = fresh.ring_[fresh.cur_].tsn_mean;
+    st_.ring_[st_.cur_].tsn_var = fresh.ring_[fresh.cur_].tsn_var;
+}
+
+void ForwardPass::window(WindowRequest &req) {
+    const int64_t D = cfg_.d_model, L = cfg_.n_layers, V = cfg_.n_vocab, rows = req.rows;
+    pool_ = model_.pool();
+    st_.reserve_window(rows);
+    window_ = true;
+    // Heads 2..n of the trunk source read the input of block L.
+    const bool keep_trunk = req.n_heads > 1 && !cfg_.mtp_source_final;
+    embed(req.tokens, rows);
+    for (int64_t l = 0; l < L; ++l) {
+        if (l == L - 1 && keep_trunk) std::copy(s_.x.data(), s_.x.data() + rows * D, s_.trunk.data());
+        block(l, rows);
+    }
+    final_norm(rows);
+    head_logits(0, rows, 0, 1, req.logits, V);
+    st_.window_rows_ = rows;
+    const int64_t row = req.choose_row ? req.choose_row() : -1;
+    if (row >= 0 && row < rows && req.n_heads > 1) head_logits(row, row + 1, 1, req.n_heads, req.extra_logits, 0);
+    window_ = false;
+}
+
+void ForwardPass::commit(const int32_t *tokens, int64_t keep, const float *last_logits, int n_last_heads) {
+    if (keep < 1 || keep > st_.window_rows_)
+        fail(MGL_ERR_INTERNAL, "commit_window: " + std::to_string(keep) + " rows of a window of " +
+                                   std::to_string(st_.window_rows_));
+    const int64_t V = cfg_.n_vocab;
+    st_.cur_ = st_.window_slot(keep - 1);
+    st_.window_rows_ = 0;
+    st_.position_ += keep;
+    st_.tsn_count_ += keep;
+    st_.kv_len_ = st_.position_ % cfg_.chunk_size;  // keys and values past it are ignored
+    std::fill(st_.last_logits_valid_.begin(), st_.last_logits_valid_.end(), 0);
+    std::copy(last_logits, last_logits + n_last_heads * V, st_.last_logits_.data());
+    for (int j = 0; j < n_last_heads; ++j) st_.last_logits_valid_[size_t(j)] = 1;
+    pool_ = model_.pool();
+    record(tokens, keep);
+}
+
+template <class At> RowStates ForwardPass::row_states(int64_t rows, std::vector<float *> &after, const At &at) {
+    RowStates states;
+    if (!window_) {
+        states.in_place = at(st_.committed_slot());
+        return states;
+    }
+    after.resize(size_t(rows));
+    for (int64_t t = 0; t < rows; ++t) after[size_t(t)] = at(st_.window_slot(t));
+    states.before = at(st_.committed_slot());
+    states.after = after.data();
+    return states;
+}
+
+void ForwardPass::project(const float *X, int64_t rows, int64_t ldx, const WeightView &W, const float *bias, float *Y,
+                          int64_t ldy) {
+    const int64_t step = window_ ? matmul_row_exact_rows(W) : rows;
+    for (int64_t r0 = 0; r0 < rows; r0 += step)
+        matmul(pool_, X + r0 * ldx, std::min(step, rows - r0), ldx, W, bias, Y + r0 * ldy, ldy);
 }
 
 void ForwardPass::embed(const int32_t *tokens, int64_t rows) {
@@ -308,7 +440,8 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
     float *x = s_.x.data(), *x_hat = s_.x_hat.data(), *m = s_.m.data(), *y = s_.y.data(), *proj = s_.proj.data();
 
     // TimestepNorm: rows in order, groups in parallel.
-    float *mean = st_.tsn_mean(layer), *var = st_.tsn_var(layer);
+    const RowStates mean = row_states(rows, mean_after_, [&](size_t slot) { return st_.tsn_mean(layer, slot); });
+    const RowStates var = row_states(rows, var_after_, [&](size_t slot) { return st_.tsn_var(layer, slot); });
     const int64_t count0 = st_.tsn_count_;
     parallel_ranges(pool_, G, rows * (D / G) * 4, [&](int64_t g0, int64_t g1) {
         timestep_norm(x, rows, D, G, g0, g1, count0, eps, mean, var, w.tsn_weight.data(), w.tsn_bias.data(), x_hat,
@@ -316,9 +449,13 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
     });
 
     // CEMA into m, channels in parallel.
-    float *h_re = st_.cema_re(layer), *h_im = st_.cema_im(layer);
+    const RowStates h_re = row_states(rows, re_after_, [&](size_t slot) { return st_.cema_re(layer, slot); });
+    const RowStates h_im = row_states(rows, im_after_, [&](size_t slot) { return st_.cema_im(layer, slot); });
     parallel_ranges(pool_, D, rows * N * 8, [&](int64_t d0, int64_t d1) {
-        cema_rows(w, h_re, h_im, x_hat, m, rows, D, N, d0, d1);
+        if (h_re.in_place)
+            cema_rows(w, h_re.in_place, h_im.in_place, x_hat, m, rows, D, N, d0, d1);
+        else
+            cema_rows_captured(w, h_re, h_im, x_hat, m, rows, D, N, d0, d1);
     });
 
     // RMSNorm of the CEMA output.
@@ -331,9 +468,9 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
     });
 
     float *z = s_.z.data(), *q = s_.q.data(), *v = s_.v.data(), *r = s_.r.data();
-    matmul(pool_, m, rows, D, w.attn_z, w.attn_z_bias.data(), z, Z);
-    matmul(pool_, x_hat, rows, D, w.attn_v, w.attn_v_bias.data(), v, E);
-    matmul(pool_, m, rows, D, w.attn_r, w.attn_r_bias.data(), r, E);
+    project(m, rows, D, w.attn_z, w.attn_z_bias.data(), z, Z);
+    project(x_hat, rows, D, w.attn_v, w.attn_v_bias.data(), v, E);
+    project(m, rows, D, w.attn_r, w.attn_r_bias.data(), r, E);
 
     // Per-head Z normalisation, Q/K affine, RoPE at the chunk position; K and silu(V) appended
     // to the state's KV; silu of the gate.
@@ -372,8 +509,8 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
     attention(layer, rows, kv0);  // s_.o = attention output ⊙ gate
 
     // First hop: Y = X + M W_h1ᵀ + b_h1 + (O ⊙ R) W_h2ᵀ, then LayerNorm(Y) in place.
-    matmul(pool_, m, rows, D, w.attn_h1, w.attn_h1_bias.data(), y, D);
-    matmul(pool_, s_.o.data(), rows, E, w.attn_h2, nullptr, proj, D);
+    project(m, rows, D, w.attn_h1, w.attn_h1_bias.data(), y, D);
+    project(s_.o.data(), rows, E, w.attn_h2, nullptr, proj, D);
     parallel_ranges(pool_, rows, D * 4, [&](int64_t r0, int64_t r1) {
         for (int64_t i = r0; i < r1; ++i) {
             float *yi = y + i * D;
@@ -389,8 +526,8 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
 
     // FFN and the second hop: out = X + W_down(silu(U W_gateᵀ) [⊙ U W_upᵀ]).
     float *a = s_.ffn_a.data(), *b = s_.ffn_b.data();
-    matmul(pool_, y, rows, D, w.ffn_gate, nullptr, a, F);
-    if (cfg_.swiglu) matmul(pool_, y, rows, D, w.ffn_up, nullptr, b, F);
+    project(y, rows, D, w.ffn_gate, nullptr, a, F);
+    if (cfg_.swiglu) project(y, rows, D, w.ffn_up, nullptr, b, F);
     parallel_ranges(pool_, rows, F * 4, [&](int64_t r0, int64_t r1) {
         for (int64_t i = r0; i < r1; ++i) {
             float *ai = a + i * F;
@@ -402,7 +539,7 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
             }
         }
     });
-    matmul(pool_, a, rows, F, w.ffn_down, nullptr, proj, D);
+    project(a, rows, F, w.ffn_down, nullptr, proj, D);
     parallel_ranges(pool_, rows, D, [&](int64_t r0, int64_t r1) {
         for (int64_t i = r0 * D; i < r1 * D; ++i) x[i] += proj[i];
     });
@@ -413,7 +550,9 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
 // keys up to its tile's last row.
 void ForwardPass::attention(int64_t layer, int64_t rows, int64_t kv0) {
     const int64_t H = cfg_.n_heads, dz = cfg_.head_z(), dv = cfg_.head_v(), Z = cfg_.z_dim, E = cfg_.value_dim;
-    const int64_t C = cfg_.chunk_size, T = Model::kAttnTile;
+    // A window's rows one at a time: each row then sums over exactly the keys it sees, in the
+    // order decoding that row alone would.
+    const int64_t C = cfg_.chunk_size, T = window_ ? 1 : Model::kAttnTile;
     const int64_t n_tiles = (rows + T - 1) / T;
     const float *keys = st_.keys(layer), *values_t = st_.values_t(layer);
     const float *q = s_.q.data(), *gate = s_.r.data();
@@ -445,7 +584,8 @@ void ForwardPass::attention(int64_t layer, int64_t rows, int64_t kv0) {
 
 void ForwardPass::final_norm(int64_t rows) {
     const int64_t D = cfg_.d_model, G = cfg_.norm_groups, L = cfg_.n_layers;
-    float *mean = st_.tsn_mean(L), *var = st_.tsn_var(L);
+    const RowStates mean = row_states(rows, mean_after_, [&](size_t slot) { return st_.tsn_mean(L, slot); });
+    const RowStates var = row_states(rows, var_after_, [&](size_t slot) { return st_.tsn_var(L, slot); });
     const int64_t count0 = st_.tsn_count_;
     parallel_ranges(pool_, G, rows * (D / G) * 3, [&](int64_t g0, int64_t g1) {
         timestep_norm(s_.x.data(), rows, D, G, g0, g1, count0, cfg_.norm_eps, mean, var, nullptr, nullptr, nullptr,
@@ -475,6 +615,9 @@ void ForwardPass::head_logits(int64_t r0, int64_t r1, int head_begin, int head_e
     const float *source = (cfg_.mtp_source_final ? s_.x.data() : s_.trunk.data()) + r0 * D;
     float *normed = s_.x_hat.data(), *r = s_.m.data(), *hidden = s_.y.data(), *proj = s_.proj.data();
     float *a = s_.ffn_a.data(), *b = s_.ffn_b.data();
+    // One row and several heads: their normalised rows go through the unembedding together (one
+    // pass over its weights), in groups that matmul computes exactly as single rows.
+    const bool batch_heads = count == 1 && head_end - head_begin > 1;
     for (int j = head_begin; j < head_end; ++j) {
         const float *h = h1;
         if (j > 0) {
@@ -487,17 +630,27 @@ void ForwardPass::head_logits(int64_t r0, int64_t r1, int head_begin, int head_e
                     for (int64_t k = 0; k < D; ++k) r[i * D + k] = zi[k] * rs * mw.norm_weight[size_t(k)];
                 }
             });
-            matmul(pool_, r, count, D, mw.gate, nullptr, a, Fh);
-            matmul(pool_, r, count, D, mw.up, nullptr, b, Fh);
+            project(r, count, D, mw.gate, nullptr, a, Fh);
+            project(r, count, D, mw.up, nullptr, b, Fh);
             parallel_ranges(pool_, count * Fh, 4, [&](int64_t k0, int64_t k1) {
                 for (int64_t k = k0; k < k1; ++k) a[k] = silu(a[k]) * b[k];
             });
-            matmul(pool_, a, count, Fh, mw.down, nullptr, proj, D);
+            project(a, count, Fh, mw.down, nullptr, proj, D);
             for (int64_t k = 0; k < count * D; ++k) hidden[k] = source[k] + proj[k];
             h = hidden;
         }
+        if (batch_heads) {
+            normalise_final(h, r0, 1, s_.heads_normed.data() + (j - head_begin) * D);
+            continue;
+        }
         normalise_final(h, r0, count, normed);
-        matmul(pool_, normed, count, D, model_.lm_head(), nullptr, out + (j - head_begin) * V, row_stride);
+        project(normed, count, D, model_.lm_head(), nullptr, out + (j - head_begin) * V, row_stride);
+    }
+    if (batch_heads) {
+        const int64_t n = head_end - head_begin, step = matmul_row_exact_rows(model_.lm_head());
+        for (int64_t m0 = 0; m0 < n; m0 += step)
+            matmul(pool_, s_.heads_normed.data() + m0 * D, std::min(step, n - m0), D, model_.lm_head(), nullptr,
+                   out + m0 * V, V);
     }
 }
 
@@ -526,6 +679,25 @@ void ForwardPass::score(const SegmentOutputs &out) {
 
 bool run_tokens(const Model &model, State &state, const int32_t *tokens, int64_t n, RunRequest &request) {
     return ForwardPass(model, state).run(tokens, n, request, true);
+}
+
+void run_window(const Model &model, State &state, WindowRequest &request) {
+    const ModelConfig &c = model.config();
+    if (request.rows < 1 || request.rows > c.chunk_size - state.kv_len() || request.rows > model.scratch().max_rows)
+        fail(MGL_ERR_INTERNAL, "run_window: " + std::to_string(request.rows) + " rows at chunk position " +
+                                   std::to_string(state.kv_len()) + " (chunk " + std::to_string(c.chunk_size) + ")");
+    if (request.n_heads < 1 || request.n_heads > c.n_predict)
+        fail(MGL_ERR_INTERNAL, "run_window: " + std::to_string(request.n_heads) + " heads");
+    std::lock_guard<std::mutex> guard(model.run_mutex());
+    ForwardPass(model, state).window(request);
+}
+
+void commit_window(const Model &model, State &state, const int32_t *tokens, int64_t keep, const float *last_logits,
+                   int n_last_heads) {
+    // A refresh that may be due runs the model, so the scratch buffers must be free.
+    std::unique_lock<std::mutex> guard(model.run_mutex(), std::defer_lock);
+    if (state.refresh_mode()) guard.lock();
+    ForwardPass(model, state).commit(tokens, keep, last_logits, n_last_heads);
 }
 
 }  // namespace mgl

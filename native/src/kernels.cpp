@@ -634,6 +634,11 @@ void matmul(ThreadPool *pool, const float *X, int64_t M, int64_t ldx, const Weig
     else gemm_many_rows(pool, kt, X, M, ldx, W, bias, Y, ldy);
 }
 
+int64_t matmul_row_exact_rows(const WeightView &W) {
+    const bool int8_gemm = W.type == DType::Q8_0 && kern::active_table().tile_q8;
+    return (int8_gemm ? kern::kGemmMinRowsInt8 : kern::kGemmMinRows) - 1;
+}
+
 void dequantize_row(const WeightView &W, int64_t row, float *out) {
     kern::validate_weights(W, "dequantize_row");
     if (row < 0 || row >= W.rows)

@@ -28,6 +28,11 @@ struct WeightView {
 void matmul(ThreadPool *pool, const float *X, int64_t M, int64_t ldx, const WeightView &W,
             const float *bias, float *Y, int64_t ldy);
 
+// Largest M for which matmul computes every row of Y exactly as it computes that row alone
+// (M = 1): the GEMV route, whose per-row sums do not depend on the other rows. Splitting a
+// product into groups of at most this many rows makes it bit-identical to row-by-row products.
+int64_t matmul_row_exact_rows(const WeightView &W);
+
 // out[cols] = row `row` of W as f32.
 void dequantize_row(const WeightView &W, int64_t row, float *out);
 

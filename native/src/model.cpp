@@ -400,7 +400,10 @@ void Model::allocate_scratch() {
     s.m.allocate(R * D);
     s.y.allocate(R * D);
     s.proj.allocate(R * D);
-    if (c.n_predict > 1) s.trunk.allocate(R * D);
+    if (c.n_predict > 1) {
+        s.trunk.allocate(R * D);
+        s.heads_normed.allocate(size_t(c.n_predict) * D);
+    }
     s.z.allocate(R * Z);
     s.q.allocate(R * Z);
     s.v.allocate(R * E);

@@ -118,6 +118,7 @@ struct Scratch {
     FloatBuffer ffn_a;    // [R][max(F, Fh)]
     FloatBuffer ffn_b;    // [R][max(F, Fh)]
     FloatBuffer final_mean, final_rstd;  // [R][G] final-norm statistics after each row
+    FloatBuffer heads_normed;  // [n_predict][D] final-norm outputs of one row's heads
     FloatBuffer logits;   // [kScoreRows][V] for mgl_score
     FloatBuffer attn_scores;  // [threads][kAttnTile][C]
     int attn_threads = 0;

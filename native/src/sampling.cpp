@@ -56,6 +56,35 @@ Sampler::Sampler(const mgl_sampling_params &params) : params_(params), rng_(para
 }
 
 int32_t Sampler::sample(const float *logits, int32_t n_vocab, const int32_t *history, size_t n_history) {
+    size_t n = 0;
+    const int32_t certain = filter(logits, n_vocab, history, n_history, n);
+    if (certain >= 0) return certain;
+    double mass = 0;
+    for (size_t i = 0; i < n; ++i) mass += candidates_[i].p;
+    const double u = rng_.uniform() * mass;
+    double cumulative = 0;
+    for (size_t i = 0; i < n; ++i) {
+        cumulative += candidates_[i].p;
+        if (u < cumulative) return candidates_[i].id;
+    }
+    return candidates_[n - 1].id;  // u rounded up to the total mass
+}
+
+void Sampler::distribution(const float *logits, int32_t n_vocab, const int32_t *history, size_t n_history,
+                           std::vector<TokenProb> &out) {
+    size_t n = 0;
+    const int32_t certain = filter(logits, n_vocab, history, n_history, n);
+    out.clear();
+    if (certain >= 0) {
+        out.push_back({certain, 1.0});
+        return;
+    }
+    double mass = 0;
+    for (size_t i = 0; i < n; ++i) mass += candidates_[i].p;
+    for (size_t i = 0; i < n; ++i) out.push_back({candidates_[i].id, candidates_[i].p / mass});
+}
+
+int32_t Sampler::filter(const float *logits, int32_t n_vocab, const int32_t *history, size_t n_history, size_t &n_out) {
     if (!logits) fail(MGL_ERR_INVALID_ARG, "sampling: logits is null");
     if (n_vocab <= 0) fail(MGL_ERR_INVALID_ARG, "sampling: n_vocab must be positive");
     if (n_history > 0 && !history) fail(MGL_ERR_INVALID_ARG, "sampling: history is null");
@@ -139,16 +168,8 @@ int32_t Sampler::sample(const float *logits, int32_t n_vocab, const int32_t *his
             if (candidates_[i].p >= threshold) candidates_[kept++] = candidates_[i];
         n = kept;  // the most likely token always passes
     }
-
-    double mass = 0;
-    for (size_t i = 0; i < n; ++i) mass += candidates_[i].p;
-    const double u = rng_.uniform() * mass;
-    double cumulative = 0;
-    for (size_t i = 0; i < n; ++i) {
-        cumulative += candidates_[i].p;
-        if (u < cumulative) return candidates_[i].id;
-    }
-    return candidates_[n - 1].id;  // u rounded up to the total mass
+    n_out = n;
+    return -1;
 }
 
 }  // namespace mgl

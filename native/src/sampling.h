@@ -21,6 +21,11 @@ private:
     uint64_t s_[4];
 };
 
+struct TokenProb {
+    int32_t id;
+    double p;
+};
+
 class Sampler {
 public:
     // Throws MGL_ERR_INVALID_ARG for NaN or out-of-range parameters.
@@ -30,12 +35,25 @@ public:
     // temperature <= 0; the repetition penalty applies in both modes. history: earlier tokens.
     int32_t sample(const float *logits, int32_t n_vocab, const int32_t *history, size_t n_history);
 
+    // The distribution sample() draws from, as (token, probability) pairs summing to 1 in the
+    // order sample() walks them; one token of probability 1 when the choice is certain (greedy,
+    // or no finite logit).
+    void distribution(const float *logits, int32_t n_vocab, const int32_t *history, size_t n_history,
+                      std::vector<TokenProb> &out);
+
+    bool greedy() const { return params_.temperature <= 0; }
+    Rng &rng() { return rng_; }
+
 private:
     struct Candidate {
         int32_t id;
         float logit;
         double p;
     };
+    // The chain before the draw: returns a token when the choice is certain, else -1 with
+    // candidates_[0..n) holding unnormalised probabilities.
+    int32_t filter(const float *logits, int32_t n_vocab, const int32_t *history, size_t n_history, size_t &n);
+
     mgl_sampling_params params_;
     Rng rng_;
     std::vector<float> work_;

@@ -204,12 +204,26 @@ State::State(const Model &model, int flags) : model_(&model), flags_(flags) {
     reset();
 }
 
+void State::allocate_slot(Recurrent &slot) const {
+    const ModelConfig &c = model_->config();
+    slot.tsn_mean.resize(size_t((c.n_layers + 1) * c.norm_groups));
+    slot.tsn_var.resize(size_t((c.n_layers + 1) * c.norm_groups));
+    slot.cema_re.resize(size_t(c.n_layers * cema_stride()));
+    slot.cema_im.resize(size_t(c.n_layers * cema_stride()));
+}
+
+void State::reserve_window(int64_t rows) {
+    while (int64_t(ring_.size()) < rows + 1) {
+        ring_.emplace_back();
+        allocate_slot(ring_.back());
+    }
+}
+
 void State::allocate() {
     const ModelConfig &c = model_->config();
-    tsn_mean_.resize(size_t((c.n_layers + 1) * c.norm_groups));
-    tsn_var_.resize(size_t((c.n_layers + 1) * c.norm_groups));
-    cema_re_.resize(size_t(c.n_layers * cema_stride()));
-    cema_im_.resize(size_t(c.n_layers * cema_stride()));
+    ring_.assign(1, Recurrent());
+    cur_ = 0;
+    allocate_slot(ring_[0]);
     keys_.allocate(size_t(c.n_layers * kv_keys_stride()));
     values_t_.allocate(size_t(c.n_layers * kv_values_stride()));
     last_logits_.resize(size_t(c.n_predict * c.n_vocab));
@@ -222,10 +236,7 @@ State::State(const State &other) : model_(other.model_), flags_(other.flags_) {
     position_ = other.position_;
     tsn_count_ = other.tsn_count_;
     kv_len_ = other.kv_len_;
-    tsn_mean_ = other.tsn_mean_;
-    tsn_var_ = other.tsn_var_;
-    cema_re_ = other.cema_re_;
-    cema_im_ = other.cema_im_;
+    ring_[0] = other.ring_[other.cur_];  // window slots are scratch: not copied
     const ModelConfig &c = model_->config();
     const State &src = other;
     for (int64_t l = 0; l < c.n_layers; ++l) {
@@ -248,10 +259,11 @@ void State::reset() {
     tsn_count_ = 0;
     kv_len_ = 0;
     // Welford prior (megalodon.md 3.2): mean 0, variance 1, weighted by a count of 0.
-    std::fill(tsn_mean_.begin(), tsn_mean_.end(), 0.0f);
-    std::fill(tsn_var_.begin(), tsn_var_.end(), 1.0f);
-    std::fill(cema_re_.begin(), cema_re_.end(), 0.0f);
-    std::fill(cema_im_.begin(), cema_im_.end(), 0.0f);
+    Recurrent &r = ring_[cur_];
+    std::fill(r.tsn_mean.begin(), r.tsn_mean.end(), 0.0f);
+    std::fill(r.tsn_var.begin(), r.tsn_var.end(), 1.0f);
+    std::fill(r.cema_re.begin(), r.cema_re.end(), 0.0f);
+    std::fill(r.cema_im.begin(), r.cema_im.end(), 0.0f);
     std::fill(last_logits_valid_.begin(), last_logits_valid_.end(), 0);
     history_start_ = 0;
     history_len_ = 0;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,16 +44,32 @@ public:
     // Head `head` (0-based) logits of the last position evaluated, or null if not available.
     const float *last_logits(int head) const;
 
-    // Layer l: TimestepNorm statistics (l == L is the final norm), [G] each.
-    float *tsn_mean(int64_t l) { return tsn_mean_.data() + l * model_->config().norm_groups; }
-    float *tsn_var(int64_t l) { return tsn_var_.data() + l * model_->config().norm_groups; }
-    const float *tsn_mean(int64_t l) const { return tsn_mean_.data() + l * model_->config().norm_groups; }
-    const float *tsn_var(int64_t l) const { return tsn_var_.data() + l * model_->config().norm_groups; }
-    // CEMA state of layer l, [N][D] real and imaginary parts (the file stores [D][N] pairs).
-    float *cema_re(int64_t l) { return cema_re_.data() + l * cema_stride(); }
-    float *cema_im(int64_t l) { return cema_im_.data() + l * cema_stride(); }
-    const float *cema_re(int64_t l) const { return cema_re_.data() + l * cema_stride(); }
-    const float *cema_im(int64_t l) const { return cema_im_.data() + l * cema_stride(); }
+    // The recurrent state (TimestepNorm statistics, CEMA states) lives in a ring of slots
+    // (multi-token.md 5.5): slot committed_slot() is the state proper; a verification window
+    // writes the state after each of its rows into the slots that follow it, and keeping a
+    // prefix of the window selects one of them instead of running the rows again.
+    size_t committed_slot() const { return cur_; }
+    // Slot holding the state after row `row` (0-based) of the current verification window.
+    size_t window_slot(int64_t row) const { return (cur_ + 1 + size_t(row)) % ring_.size(); }
+    // Makes the ring large enough for a window of `rows` rows (slots are allocated on first use).
+    void reserve_window(int64_t rows);
+
+    // Layer l: TimestepNorm statistics (l == L is the final norm), [G] each, of ring slot `slot`.
+    float *tsn_mean(int64_t l, size_t slot) { return ring_[slot].tsn_mean.data() + l * model_->config().norm_groups; }
+    float *tsn_var(int64_t l, size_t slot) { return ring_[slot].tsn_var.data() + l * model_->config().norm_groups; }
+    // CEMA state of layer l in ring slot `slot`, [N][D] real and imaginary parts (the file stores
+    // [D][N] pairs).
+    float *cema_re(int64_t l, size_t slot) { return ring_[slot].cema_re.data() + l * cema_stride(); }
+    float *cema_im(int64_t l, size_t slot) { return ring_[slot].cema_im.data() + l * cema_stride(); }
+    // The same for the committed state.
+    float *tsn_mean(int64_t l) { return tsn_mean(l, cur_); }
+    float *tsn_var(int64_t l) { return tsn_var(l, cur_); }
+    const float *tsn_mean(int64_t l) const { return ring_[cur_].tsn_mean.data() + l * model_->config().norm_groups; }
+    const float *tsn_var(int64_t l) const { return ring_[cur_].tsn_var.data() + l * model_->config().norm_groups; }
+    float *cema_re(int64_t l) { return cema_re(l, cur_); }
+    float *cema_im(int64_t l) { return cema_im(l, cur_); }
+    const float *cema_re(int64_t l) const { return ring_[cur_].cema_re.data() + l * cema_stride(); }
+    const float *cema_im(int64_t l) const { return ring_[cur_].cema_im.data() + l * cema_stride(); }
     // Keys of layer l: [C][Z] row-major (rows [0, kv_len) valid).
     float *keys(int64_t l) { return keys_.data() + l * kv_keys_stride(); }
     const float *keys(int64_t l) const { return keys_.data() + l * kv_keys_stride(); }
@@ -69,13 +86,20 @@ private:
     int64_t kv_values_stride() const { return model_->config().value_dim * model_->config().chunk_size; }
     void allocate();
 
+    struct Recurrent {
+        std::vector<float> tsn_mean, tsn_var;  // [L + 1][G]
+        std::vector<float> cema_re, cema_im;   // [L][N][D]
+    };
+    void allocate_slot(Recurrent &slot) const;
+
     const Model *model_;
     int flags_;
     int64_t position_ = 0;
     int64_t tsn_count_ = 0;  // Welford count shared by every TimestepNorm
     int64_t kv_len_ = 0;     // position mod C
-    std::vector<float> tsn_mean_, tsn_var_;  // [L + 1][G]
-    std::vector<float> cema_re_, cema_im_;   // [L][D][N]
+    int64_t window_rows_ = 0;  // rows of the verification window whose states the ring holds
+    std::vector<Recurrent> ring_;  // one slot until a verification window needs more
+    size_t cur_ = 0;               // the committed slot
     FloatBuffer keys_;      // [L][C][Z]
     FloatBuffer values_t_;  // [L][E][C]
     std::vector<float> last_logits_;         // [n_predict][V]
@@ -109,5 +133,29 @@ struct RunRequest {
 // Takes model.run_mutex() for each segment; the progress callback runs without it. Returns
 // false when cancelled.
 bool run_tokens(const Model &model, State &state, const int32_t *tokens, int64_t n, RunRequest &request);
+
+// A verification window of self-speculative decoding (multi-token.md 3.1, 5.5): `rows` tokens
+// (at most C - kv_len, so the window never crosses a chunk boundary) run through the model
+// without changing the committed state. The recurrent state after each row goes to the state's
+// ring, the rows' keys and values to the chunk's KV after kv_len. Each row is computed exactly
+// as decoding the tokens one by one would compute it.
+struct WindowRequest {
+    const int32_t *tokens = nullptr;
+    int64_t rows = 0;
+    float *logits = nullptr;  // head-1 logits of every row, [rows][V]
+    // Runs under the model's run mutex once `logits` is filled; returns the row whose extra
+    // heads are wanted (-1: none). Acceptance of the drafts is decided here.
+    std::function<int64_t()> choose_row;
+    int n_heads = 1;                // heads 2..n_heads at the chosen row ...
+    float *extra_logits = nullptr;  // ... into [n_heads - 1][V]
+};
+void run_window(const Model &model, State &state, WindowRequest &request);
+
+// Keeps rows [0, keep) of the last window (1 <= keep <= its rows; nothing else may have run on
+// the state since): the state continues after tokens[keep - 1] without another forward pass, by
+// selecting that row's ring slot and cutting the chunk's KV back to the new position.
+// last_logits ([n_last_heads][V]) become the state's last logits.
+void commit_window(const Model &model, State &state, const int32_t *tokens, int64_t keep, const float *last_logits,
+                   int n_last_heads);
 
 }  // namespace mgl

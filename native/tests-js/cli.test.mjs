@@ -81,6 +81,28 @@ describe('megalodon CLI', () => {
     assert.deepEqual(out.tokens, expected);
   });
 
+  test('generate --speculative gives the plain greedy tokens and --json adds the statistics', () => {
+    const args = ['generate', modelPath, '--prompt', 'the model', '--max-tokens', '16', '--temperature', '0', '--ignore-eos'];
+    const plain = runCliJson(args);
+    assert.equal(plain.speculative, undefined);
+    const spec = runCliJson([...args, '--speculative']);
+    assert.deepEqual(spec.tokens, plain.tokens);
+    assert.equal(spec.text, plain.text);
+    assert.equal(spec.speculative.draft_heads, TINY.headsMtp);
+    assert.equal(spec.speculative.drafted_per_head.length, TINY.headsMtp - 1);
+    assert.equal(spec.speculative.forward_passes + spec.speculative.accepted_per_head.reduce((a, b) => a + b, 0), 16);
+    assert.ok(spec.speculative.tokens_per_forward >= 1);
+    const narrow = runCliJson([...args, '--speculative', '--draft', '1']);
+    assert.deepEqual(narrow.tokens, plain.tokens);
+    assert.equal(narrow.speculative.forward_passes, 16);
+    const wide = runCli([...args, '--speculative', '--draft', String(TINY.headsMtp + 1)]);
+    assert.equal(wide.status, 1);
+    assert.match(wide.stderr, /MGL_ERR_INVALID_ARG: .*draft = 3 heads, but the model has 2 prediction heads/);
+    const lone = runCli([...args, '--draft', '2']);
+    assert.equal(lone.status, 1);
+    assert.match(lone.stderr, /--draft needs --speculative/);
+  });
+
   test('generate --stop ends before the stop string', () => {
     const free = runCliJson(['generate', modelPath, '--prompt', 'a', '--max-tokens', '30', '--temperature', '0', '--ignore-eos']);
     const stop = free.text.slice(4, 6);
@@ -120,12 +142,18 @@ describe('megalodon CLI', () => {
       assert.ok(run.ingest_tokens_per_second > 0);
       assert.ok(run.decode_tokens_per_second > 0);
       assert.equal(run.decode_tokens, 4);
+      // The model has extra heads: a speculative decode runs too.
+      assert.ok(run.speculative_decode_tokens_per_second > 0);
+      assert.equal(run.speculative.draft_heads, TINY.headsMtp);
+      assert.ok(run.speculative.tokens_per_forward >= 1);
     }
     assert.equal(out.state_bytes, model.info.stateBytes);
     assert.ok(out.peak_rss_bytes > 0);
     const table = runCli(['bench', modelPath, '--tokens', '64', '--threads', '1', '--decode-tokens', '2']);
     assert.equal(table.status, 0, table.stderr);
     assert.match(table.stdout, /ingest tok\/s/);
+    assert.match(table.stdout, /speculative tok\/s/);
+    assert.match(table.stdout, /acceptance per head/);
     assert.match(table.stdout, /state bytes/);
   });
 

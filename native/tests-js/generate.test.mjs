@@ -210,4 +210,44 @@ describe('eval and generate', () => {
     const empty = model.generate(model.createState(), { maxTokens: 4 });
     await assert.rejects(empty.result, (error) => /^MGL_ERR_/.test(error.code));
   });
+
+  test('speculative greedy decoding gives the plain tokens and reports its statistics', async () => {
+    for (const prompt of ['the model', 'station bakery', context.subarray(0, 30)]) {
+      const plainState = model.createState();
+      const plain = await model.generate(plainState, { prompt, maxTokens: 24, temperature: 0, stopAtEos: false }).result;
+      const specState = model.createState();
+      const generation = model.generate(specState, { prompt, maxTokens: 24, temperature: 0, stopAtEos: false, speculative: true });
+      const streamed = (await collect(generation)).map((item) => item.token);
+      const spec = await generation.result;
+      assert.deepEqual(streamed, [...plain.tokens]);
+      assert.deepEqual(spec.tokens, plain.tokens);
+      assert.equal(spec.text, plain.text);
+      assert.equal(specState.position, plainState.position);
+      assert.deepEqual(specState.logits(0), plainState.logits(0));
+
+      assert.equal(plain.speculative.draftHeads, 1);
+      assert.equal(plain.speculative.forwardPasses, 24);
+      assert.deepEqual(plain.speculative.acceptedPerHead, []);
+      const stats = spec.speculative;
+      assert.equal(stats.draftHeads, model.info.nPredictHeads);
+      assert.equal(stats.draftedPerHead.length, model.info.nPredictHeads - 1);
+      assert.equal(stats.acceptedPerHead.length, model.info.nPredictHeads - 1);
+      assert.equal(stats.forwardPasses + stats.acceptedPerHead.reduce((a, b) => a + b, 0), 24);
+      assert.ok(Math.abs(stats.tokensPerForward - 24 / stats.forwardPasses) < 1e-9);
+    }
+    const narrow = await model.generate(model.createState(), { prompt: 'the', maxTokens: 5, speculative: true, draft: 1 }).result;
+    assert.equal(narrow.speculative.draftHeads, 1);
+  });
+
+  test('speculative options are validated', async () => {
+    const bad = [
+      [{ speculative: 1 }, TypeError], [{ speculative: true, draft: 1.5 }, TypeError],
+      [{ speculative: true, draft: model.info.nPredictHeads + 1 }, RangeError], [{ draft: -1 }, RangeError],
+    ];
+    for (const [options, ErrorClass] of bad) {
+      const g = model.generate(model.createState(), { prompt: 'the', maxTokens: 1, ...options });
+      await assert.rejects(g.result, (error) => error instanceof ErrorClass && error.code === 'MGL_ERR_INVALID_ARG',
+        JSON.stringify(options));
+    }
+  });
 });

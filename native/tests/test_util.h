@@ -570,6 +570,12 @@ struct TinyConfig {
     uint32_t mtp_heads = 1;    // n, head 1 included
     uint32_t mtp_hidden = 32;  // Fh (heads 2..n)
     std::string mtp_source = "trunk";
+    // Final norm: weight ~ N(mean, std²), bias ~ N(0, std²). A small weight and a large bias
+    // make every position's logits close to one fixed, peaked distribution.
+    float output_norm_weight_mean = 1.0f, output_norm_weight_std = 0.1f, output_norm_bias_std = 0.1f;
+    // Scale of the heads' down projections: 0 with mtp_source "final" makes every extra head
+    // repeat head 1's logits.
+    float mtp_down_scale = 1.0f;
     std::string tokenizer = "gpt2";  // or "llama"
     mgl::DType weight_type = mgl::DType::F32;  // type of the "any" tensors
 };
@@ -671,15 +677,16 @@ inline std::string write_random_model(const std::string &path, const TinyConfig 
         if (cfg.swiglu) matrix(p + "ffn_up.weight", F, D);
         matrix(p + "ffn_down.weight", D, F);
     }
-    f32_vector("output_norm.weight", D, 1.0f, 0.1f);
-    f32_vector("output_norm.bias", D, 0.0f, 0.1f);
+    f32_vector("output_norm.weight", D, cfg.output_norm_weight_mean, cfg.output_norm_weight_std);
+    f32_vector("output_norm.bias", D, 0.0f, cfg.output_norm_bias_std);
     if (!cfg.tied_embedding) matrix("output.weight", V, D);
     for (uint32_t j = 2; j <= cfg.mtp_heads; ++j) {
         const std::string p = "mtp." + std::to_string(j) + ".";
         f32_vector(p + "norm.weight", D, 1.0f, 0.1f);
         matrix(p + "gate.weight", Fh, D);
         matrix(p + "up.weight", Fh, D);
-        matrix(p + "down.weight", D, Fh);
+        w.add_tensor(p + "down.weight", any, {Fh, D},
+                     gaussian(size_t(D) * Fh, 0.0f, cfg.mtp_down_scale / std::sqrt(float(Fh))));
     }
     w.write(path);
     return path;

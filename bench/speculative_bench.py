@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Decode speed of plain vs self-speculative decoding (the model's multi-token heads) on held-out
+text: for each text file and thread count, greedy continuations of prompts taken from the text,
+once plainly and once speculatively from the same prompt, with decode tokens/s of both, the
+speedup, tokens per forward pass and the acceptance of each extra head. Greedy speculative
+output must equal the plain output; any difference is counted and makes the exit status 1.
+
+    python3 bench/speculative_bench.py [MODEL] [--text FILE ...] [--threads 1,2] [--prompts 8]
+        [--prompt-tokens 256] [--max-tokens 128] [--draft K] [--json]
+
+MODEL defaults to models/default/folio-default.gguf; any GGUF of the runtime works. The texts
+default to models/data/out/heldout_book.txt and heldout_code.txt (those that exist).
+Acceptance per head j is cumulative: accepted / drafted, where a draft counts as accepted only
+when every draft before it in its window was accepted too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from models import runtime  # noqa: E402
+
+DEFAULT_MODEL = REPO / "models" / "default" / "folio-default.gguf"
+DEFAULT_TEXTS = [REPO / "models" / "data" / "out" / "heldout_book.txt",
+                 REPO / "models" / "data" / "out" / "heldout_code.txt"]
+MAX_TEXT_BYTES = 4 << 20  # prompts come from the start of long files
+
+
+def prompts_from(model: runtime.Model, path: Path, count: int, length: int) -> list[list[int]]:
+    """`count` prompts of `length` tokens at evenly spaced places of the text (BOS first when the
+    model has one)."""
+    with open(path, "rb") as f:
+        text = f.read(MAX_TEXT_BYTES).decode("utf-8", "replace")
+    tokens = model.tokenize(text)
+    bos = model.info()["bos_token"]
+    if len(tokens) < length + 1:
+        raise SystemExit(f"{path}: {len(tokens)} tokens, fewer than --prompt-tokens {length}")
+    span = len(tokens) - length
+    starts = [span * i // max(count, 1) for i in range(count)]
+    return [([bos] if bos >= 0 else []) + tokens[s:s + length] for s in starts]
+
+
+def measure(model: runtime.Model, prompts: list[list[int]], max_tokens: int, draft: int) -> dict:
+    """Totals over the prompts of one plain and one speculative greedy run each."""
+    totals = dict(plain_tokens=0, plain_seconds=0.0, spec_tokens=0, spec_seconds=0.0, forward_passes=0,
+                  mismatches=0, draft_heads=1, drafted=[], accepted=[])
+    for prompt in prompts:
+        options = dict(temperature=0.0, stop_at_eos=False)
+        plain = model.generate(model.new_state(), prompt, max_tokens, **options)
+        spec = model.generate(model.new_state(), prompt, max_tokens, speculative=True, draft=draft, **options)
+        totals["plain_tokens"] += len(plain.tokens)
+        totals["plain_seconds"] += plain.generate_seconds
+        totals["spec_tokens"] += len(spec.tokens)
+        totals["spec_seconds"] += spec.generate_seconds
+        totals["forward_passes"] += spec.forward_passes
+        totals["mismatches"] += int(spec.tokens != plain.tokens)
+        totals["draft_heads"] = spec.draft_heads
+        if not totals["drafted"]:
+            totals["drafted"] = [0] * len(spec.drafted)
+            totals["accepted"] = [0] * len(spec.accepted)
+        for j, (d, a) in enumerate(zip(spec.drafted, spec.accepted)):
+            totals["drafted"][j] += d
+            totals["accepted"][j] += a
+    plain_rate = totals["plain_tokens"] / totals["plain_seconds"] if totals["plain_seconds"] > 0 else 0.0
+    spec_rate = totals["spec_tokens"] / totals["spec_seconds"] if totals["spec_seconds"] > 0 else 0.0
+    totals.update(
+        plain_tokens_per_second=plain_rate, speculative_tokens_per_second=spec_rate,
+        speedup=spec_rate / plain_rate if plain_rate > 0 else 0.0,
+        tokens_per_forward=totals["spec_tokens"] / totals["forward_passes"] if totals["forward_passes"] else 0.0,
+        acceptance_per_head=[a / d if d else 0.0 for a, d in zip(totals["accepted"], totals["drafted"])])
+    return totals
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", nargs="?", default=str(DEFAULT_MODEL), help="GGUF model file")
+    parser.add_argument("--text", action="append", help="held-out text file (repeatable)")
+    parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
+    parser.add_argument("--prompts", type=int, default=8, help="prompts per text file")
+    parser.add_argument("--prompt-tokens", type=int, default=256, help="tokens per prompt")
+    parser.add_argument("--max-tokens", type=int, default=128, help="tokens generated per prompt")
+    parser.add_argument("--draft", type=int, default=0, help="heads per step, head 1 included (0: all)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+
+    model_path = Path(args.model)
+    if not model_path.is_file():
+        parser.error(f"no model at {model_path} (give a GGUF path)")
+    texts = [Path(t) for t in args.text] if args.text else [t for t in DEFAULT_TEXTS if t.is_file()]
+    if not texts:
+        parser.error("no held-out text found: give --text FILE")
+    threads = [int(t) for t in args.threads.split(",") if t]
+
+    model = runtime.Model(model_path, n_threads=threads[0])
+    info = model.info()
+    if info["n_predict_heads"] < 2:
+        print(f"note: {model_path} has no extra prediction heads; speculative decoding is plain decoding",
+              file=sys.stderr)
+    results = []
+    for text in texts:
+        prompts = prompts_from(model, text, args.prompts, args.prompt_tokens)
+        for n in threads:
+            model.set_threads(n)
+            # One short warm-up run so that page faults and caches do not count against the first.
+            model.generate(model.new_state(), prompts[0][:16], 4, temperature=0.0)
+            results.append(dict(text=text.name, threads=n, **measure(model, prompts, args.max_tokens, args.draft)))
+    model.close()
+
+    mismatches = sum(r["mismatches"] for r in results)
+    if args.json:
+        print(json.dumps(dict(model=str(model_path), n_params=info["n_params"],
+                              n_predict_heads=info["n_predict_heads"], prompts=args.prompts,
+                              prompt_tokens=args.prompt_tokens, max_tokens=args.max_tokens, results=results),
+                         indent=2))
+    else:
+        print(f"model: {model_path} ({info['n_params'] / 1e6:.1f} M parameters, {info['n_predict_heads']} heads), "
+              f"{runtime.version()}")
+        print(f"{args.prompts} prompts of {args.prompt_tokens} tokens per text, {args.max_tokens} greedy tokens each\n")
+        heads = max((r["draft_heads"] for r in results), default=1)
+        head_columns = "".join(f"  {'head ' + str(j + 2):>7}" for j in range(heads - 1))
+        print(f"{'text':<22} {'threads':>7} {'plain tok/s':>12} {'spec tok/s':>11} {'speedup':>8} "
+              f"{'tok/fwd':>8}{head_columns}")
+        for r in results:
+            acceptance = "".join(f"  {100 * a:>6.1f}%" for a in r["acceptance_per_head"])
+            print(f"{r['text'][:22]:<22} {r['threads']:>7} {r['plain_tokens_per_second']:>12.1f} "
+                  f"{r['speculative_tokens_per_second']:>11.1f} {r['speedup']:>7.2f}x "
+                  f"{r['tokens_per_forward']:>8.2f}{acceptance}")
+        print("\nacceptance per head: cumulative (a draft counts when every draft before it was accepted too)")
+        if mismatches:
+            print(f"\nERROR: {mismatches} speculative outputs differ from plain greedy decoding")
+    return 1 if mismatches else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
