@@ -48,7 +48,7 @@ export const requestSchemas = {
   'conversations.list': z.object({ docId: id.optional() }).strict(),
   'conversations.get': z.object({ conversationId: id }).strict(),
   'settings.get': z.object({}).strict(),
-  'settings.set': z.object({ key: z.enum(['snapshotInterval', 'threads', 'maxAnswerTokens', 'temperature']), value: z.number() }).strict(),
+  'settings.set': z.object({ key: z.enum(['snapshotInterval', 'threads', 'maxAnswerTokens', 'temperature', 'speculative']), value: z.number() }).strict(),
   'engine.status': z.object({}).strict(),
 } as const;
 
@@ -60,6 +60,7 @@ export interface Settings {
   threads: number;            // 0 = all cores
   maxAnswerTokens: number;
   temperature: number;        // 0 = greedy
+  speculative: number;        // 1: draft with the multi-token heads (same answers; faster when they agree)
 }
 
 export interface ResultTypes {

@@ -16,6 +16,7 @@ export interface AskRequest {
   conversationId?: string;
   maxTokens: number;
   temperature: number;
+  speculative: boolean;
   signal: AbortSignal;
   onToken: (text: string) => void;
 }
@@ -117,7 +118,7 @@ export async function ask(library: Library, engine: Engine, req: AskRequest): Pr
     const state = await startingState(library, engine, req.docIds, citations[0]?.docId, conversation!.statePath);
     try {
       const generation = engine.model.generate(state, {
-        prompt, maxTokens: req.maxTokens, temperature: req.temperature, repeatPenalty: 1.1,
+        prompt, maxTokens: req.maxTokens, temperature: req.temperature, repeatPenalty: 1.1, speculative: req.speculative,
         stop: ['\nQuestion:', '\nPassages:', '\n\n\n'], stopAtEos: true, signal: req.signal,
       });
       for await (const { text } of generation) {

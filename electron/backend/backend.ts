@@ -25,6 +25,7 @@ export const DEFAULT_SETTINGS: Settings = {
   threads: 0,
   maxAnswerTokens: 200,
   temperature: 0,
+  speculative: 0,
 };
 
 const UNFINISHED = new Set(['queued', 'reading', 'indexing', 'ingesting']);
@@ -243,6 +244,7 @@ export class Backend {
   private setSetting(key: keyof Settings, value: number): Settings {
     const limits: Record<keyof Settings, [number, number]> = {
       snapshotInterval: [1024, 1 << 24], threads: [0, 256], maxAnswerTokens: [1, 2048], temperature: [0, 2],
+      speculative: [0, 1],
     };
     const [lo, hi] = limits[key];
     if (!(value >= lo && value <= hi)) throw new ApiError('INVALID_REQUEST', `${key} must be between ${lo} and ${hi}`);
@@ -345,7 +347,8 @@ export class Backend {
     const settings = this.settings();
     return this.track(p.requestId, (signal) => ask(this.library, this.engine, {
       requestId: p.requestId, question: p.question, docIds, conversationId: p.conversationId,
-      maxTokens: p.maxTokens ?? settings.maxAnswerTokens, temperature: settings.temperature, signal,
+      maxTokens: p.maxTokens ?? settings.maxAnswerTokens, temperature: settings.temperature,
+      speculative: settings.speculative === 1, signal,
       onToken: (text) => this.emit({ type: 'answer-token', requestId: p.requestId, text }),
     }));
   }
@@ -354,7 +357,7 @@ export class Backend {
     const settings = this.settings();
     return this.track(p.requestId, (signal) => summarize(this.library, this.engine, {
       requestId: p.requestId, docId: p.docId, regenerate: p.regenerate ?? false, maxSections: p.maxSections ?? 200,
-      temperature: settings.temperature, signal,
+      temperature: settings.temperature, speculative: settings.speculative === 1, signal,
       onToken: (sectionIdx, text) => this.emit({ type: 'summary-token', requestId: p.requestId, sectionIdx, text }),
       onSection: (summary) => this.emit({ type: 'summary-section', requestId: p.requestId, summary }),
     }));

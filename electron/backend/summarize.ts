@@ -14,6 +14,7 @@ export interface SummarizeRequest {
   regenerate: boolean;
   maxSections: number;
   temperature: number;
+  speculative: boolean;
   signal: AbortSignal;
   onToken: (sectionIdx: number, text: string) => void;
   onSection: (summary: SectionSummary) => void;
@@ -79,10 +80,12 @@ function evenSample<T>(items: T[], count: number): T[] {
   return Array.from({ length: count }, (_, i) => items[Math.floor((i * items.length) / count)]);
 }
 
-async function continueText(engine: Engine, state: State, prompt: string, maxTokens: number, temperature: number,
-                            signal: AbortSignal, onToken: (t: string) => void): Promise<string> {
+async function continueText(engine: Engine, state: State, prompt: string, maxTokens: number,
+                            req: { temperature: number; speculative: boolean; signal: AbortSignal },
+                            onToken: (t: string) => void): Promise<string> {
   let text = '';
-  const generation = engine.model.generate(state, { prompt, maxTokens, temperature, repeatPenalty: 1.15,
+  const { temperature, speculative, signal } = req;
+  const generation = engine.model.generate(state, { prompt, maxTokens, temperature, speculative, repeatPenalty: 1.15,
     stop: ['\n\n', '\nSummary'], stopAtEos: true, signal });
   for await (const piece of generation) {
     text += piece.text;
@@ -137,7 +140,7 @@ export async function summarize(library: Library, engine: Engine, req: Summarize
         const state = await engine.model.loadState(snapshot.path);
         try {
           return await continueText(engine, state, `\n\nSummary of ${section.label}:`, SECTION_SUMMARY_TOKENS,
-            req.temperature, req.signal, (t) => req.onToken(section.idx, t));
+            req, (t) => req.onToken(section.idx, t));
         } finally {
           state.close();
         }
@@ -168,7 +171,7 @@ export async function summarize(library: Library, engine: Engine, req: Summarize
       const state = await engine.model.loadState(final.path);
       try {
         return await continueText(engine, state, `\n\nOutline of ${doc.title}:\n${outline}\n\nSummary of ${doc.title}:`,
-          DOCUMENT_SUMMARY_TOKENS, req.temperature, req.signal, (t) => req.onToken(-1, t));
+          DOCUMENT_SUMMARY_TOKENS, req, (t) => req.onToken(-1, t));
       } finally {
         state.close();
       }
