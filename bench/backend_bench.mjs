@@ -1,4 +1,4 @@
-// End-to-end backend benchmark: the whole ingestion pipeline (read, passages, index, model,
+// End-to-end backend benchmark (best of two alternating rounds each): the whole ingestion pipeline (read, passages, index, model,
 // snapshots) against the runtime alone on the same text; time to the first answer token on a
 // long document; data-directory size per million tokens.
 //
@@ -56,30 +56,55 @@ const text = makeText(model);
 const file = path.join(tmp, 'long.md');
 fs.writeFileSync(file, text);
 
-// Runtime only: tokenize the text and stream it through the model.
-let t0 = performance.now();
-const tokens = await model.tokenize(text);
-const tokenizeSeconds = (performance.now() - t0) / 1000;
-const state = model.createState();
-t0 = performance.now();
-await model.ingest(state, tokens);
-const runtimeSeconds = (performance.now() - t0) / 1000;
-state.close();
-model.close();
+// Runtime only: tokenize the text and stream it through the model in one call.
+async function runtimeOnly() {
+  const t0 = performance.now();
+  const tokens = await model.tokenize(text);
+  const tokenizeSeconds = (performance.now() - t0) / 1000;
+  const state = model.createState();
+  const t1 = performance.now();
+  await model.ingest(state, tokens);
+  const ingestSeconds = (performance.now() - t1) / 1000;
+  state.close();
+  return { tokens: tokens.length, tokenizeSeconds, ingestSeconds, seconds: tokenizeSeconds + ingestSeconds };
+}
 
-// The whole pipeline.
-const dataDir = path.join(tmp, 'data');
-const backend = await Backend.open({ dataDir, modelPath: values.model, threads });
-t0 = performance.now();
-const [doc] = await backend.request('documents.add', { paths: [file] });
-await backend.idle();
-const pipelineSeconds = (performance.now() - t0) / 1000;
-const detail = await backend.request('documents.get', { docId: doc.id });
-if (detail.status !== 'ready') throw new Error(`ingest ended with status ${detail.status}: ${detail.error}`);
-const answer = await backend.request('ask', { requestId: 'bench', question: 'Who went to the harbor in the morning?', docIds: [doc.id], maxTokens: 16 });
-const dataBytes = dirBytes(dataDir);
-await backend.close();
+// The whole pipeline on a fresh data folder: read, passages, index, model, snapshots.
+async function pipeline(round) {
+  const dataDir = path.join(tmp, `data${round}`);
+  const backend = await Backend.open({ dataDir, modelPath: values.model, threads });
+  let modelStart = 0;
+  backend.onEvent((e) => {
+    if (e.type === 'progress' && e.progress.phase === 'ingesting' && !modelStart) modelStart = performance.now();
+  });
+  const t0 = performance.now();
+  const [doc] = await backend.request('documents.add', { paths: [file] });
+  await backend.idle();
+  const end = performance.now();
+  const detail = await backend.request('documents.get', { docId: doc.id });
+  if (detail.status !== 'ready') throw new Error(`ingest ended with status ${detail.status}: ${detail.error}`);
+  const answer = await backend.request('ask', { requestId: 'bench', question: 'Who went to the harbor in the morning?', docIds: [doc.id], maxTokens: 16 });
+  const dataBytes = dirBytes(dataDir);
+  await backend.close();
+  return { detail, seconds: (end - t0) / 1000, prepareSeconds: (modelStart - t0) / 1000, answer, dataBytes };
+}
+
+// The machine is shared: alternate the two and keep the best of each.
+const runs = { runtime: [], pipeline: [] };
+for (let round = 0; round < 2; round++) {
+  runs.runtime.push(await runtimeOnly());
+  runs.pipeline.push(await pipeline(round));
+}
+model.close();
 fs.rmSync(tmp, { recursive: true, force: true });
+const best = (list) => list.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+const rt = best(runs.runtime);
+const pl = best(runs.pipeline);
+const { detail, answer, dataBytes } = pl;
+const tokens = { length: rt.tokens };
+const tokenizeSeconds = rt.tokenizeSeconds;
+const runtimeSeconds = rt.ingestSeconds;
+const pipelineSeconds = pl.seconds;
 
 const mtok = detail.tokenCount / 1e6;
 const runtimeRate = tokens.length / (tokenizeSeconds + runtimeSeconds);
@@ -91,6 +116,7 @@ const rows = [
   ['runtime only: ingest tokens/s', Math.round(tokens.length / runtimeSeconds).toString()],
   ['runtime only: tokenize + ingest tokens/s', Math.round(runtimeRate).toString()],
   ['pipeline: read+index+ingest+snapshots tokens/s', Math.round(pipelineRate).toString()],
+  ['pipeline: reading + indexing s (before the model starts)', pl.prepareSeconds.toFixed(2)],
   ['pipeline / runtime (tokenize + ingest)', `${((100 * pipelineRate) / runtimeRate).toFixed(0)}%`],
   ['snapshots', String(detail.snapshots)],
   ['time to first answer token ms', String(answer.firstTokenMs)],
