@@ -148,6 +148,27 @@ describe('backend', () => {
   });
 });
 
+describe('a million-token document', () => {
+  it('is read end to end, snapshotted along the way, and answered from', async () => {
+    const dir = tempDir('million');
+    const file = path.join(dir, 'long.txt');
+    const needle = 'The archivist Tobiah Wrenfield catalogued eleven thousand maps in the cellar.';
+    const parts = [prose(4300, 11), needle, prose(4300, 12)];   // about 1.05M tokens
+    fs.writeFileSync(file, parts.join('\n\n'));
+    const backend = await openBackend(path.join(dir, 'data'));
+    try {
+      const doc = await addAndWait(backend, file);
+      expect(doc.status).toBe('ready');
+      expect(doc.tokenCount).toBeGreaterThan(1_000_000);
+      expect(doc.snapshots).toBeGreaterThanOrEqual(Math.floor(doc.tokenCount / 32768));
+      const result = await backend.request('ask', { requestId: 'm1', question: 'Who catalogued the maps in the cellar?', docIds: [doc.id], maxTokens: 8 });
+      expect(result.citations[0].text).toContain('Tobiah Wrenfield');
+    } finally {
+      await backend.close();
+    }
+  }, 600_000);
+});
+
 describe('interrupted ingestion', () => {
   it('continues after kill -9 from the last snapshot and ends in the same state as an uninterrupted run', async () => {
     const dir = tempDir('kill');
