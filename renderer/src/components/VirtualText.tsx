@@ -61,7 +61,10 @@ const TextBlock = memo(function TextBlock({ k, fetched, failure, charCount, esti
   const text = fetched.slice(start - base, end - base);
   const found = target ? intersect(target.charStart, target.charEnd, start, end) : null;
   const hit = found && target?.highlight ? trimRange(text, found.from, found.to) : found;
-  if (!hit || !target) return <div className="text-block" data-block={k} data-loaded="">{text}</div>;
+  // A block holding only the passage's trailing whitespace gets no mark of its own.
+  if (!hit || !target || (target.highlight && hit.to <= hit.from)) {
+    return <div className="text-block" data-block={k} data-loaded="">{text}</div>;
+  }
   const marker = target.highlight && hit.to > hit.from
     ? <mark data-target="" className="passage">{text.slice(hit.from, hit.to)}</mark>
     : <span data-target="" className="jump-point" />;

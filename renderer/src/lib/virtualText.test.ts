@@ -97,6 +97,6 @@ describe('highlight ranges', () => {
   it('trim the blank lines around a passage', () => {
     expect(trimRange('ab  cd\n\n', 0, 8)).toEqual({ from: 0, to: 6 });
     expect(trimRange('\n\nxy', 0, 4)).toEqual({ from: 2, to: 4 });
-    expect(trimRange('   ', 0, 3)).toEqual({ from: 0, to: 3 });
+    expect(trimRange('   ', 0, 3)).toEqual({ from: 0, to: 0 });
   });
 });

@@ -151,11 +151,12 @@ export function intersect(start: number, end: number, blockStart: number, blockE
   return from < to ? { from: from - blockStart, to: to - blockStart } : null;
 }
 
-/** [from, to) of `text` without the whitespace at either end (a passage's trailing blank lines). */
+/** [from, to) of `text` without the whitespace at either end (a passage's trailing blank lines);
+ *  empty (from === to) when there is nothing but whitespace. */
 export function trimRange(text: string, from: number, to: number): { from: number; to: number } {
   let a = from;
   let b = to;
   while (b > a && /\s/.test(text[b - 1])) b--;
   while (a < b && /\s/.test(text[a])) a++;
-  return b > a ? { from: a, to: b } : { from, to };
+  return b > a ? { from: a, to: b } : { from, to: from };
 }
