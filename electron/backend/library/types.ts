@@ -1,7 +1,7 @@
 // Rows of the library database as the rest of the backend sees them (camelCase).
 // Timestamps are ISO-8601 strings in UTC, which also sort chronologically as text.
 
-import type { Citation, DocumentFormat, DocumentStatus, KeyPassage } from '../../api/types';
+import type { Citation, CollectionInfo, DocumentFormat, DocumentStatus, KeyPassage } from '../../api/types';
 
 export type { Citation, DocumentFormat, DocumentStatus, KeyPassage };
 
@@ -55,11 +55,7 @@ export type DocumentPatch = Partial<Pick<DocumentRow,
   | 'title' | 'sourcePath' | 'format' | 'sourceBytes' | 'charCount' | 'tokenCount' | 'status'
   | 'error' | 'modelFingerprint' | 'modelPath' | 'tokensIngested' | 'collectionId'>>;
 
-export interface CollectionRow {
-  id: string;
-  name: string;
-  createdAt: string;
-}
+export type CollectionRow = CollectionInfo;
 
 export interface SectionRow {
   docId: string;
