@@ -83,9 +83,14 @@ export class Backend {
     return out;
   }
 
+  /** Busy and idle changes go to clients as they happen (the status bar). */
+  private emitStatus(): void {
+    if (!this.closed) this.emit({ type: 'engine', status: this.status() });
+  }
+
   status(): EngineStatus {
     return {
-      state: this.active || this.engine.lock.busy ? 'busy' : 'ready',
+      state: this.active || this.requests.size > 0 || this.engine.lock.busy ? 'busy' : 'ready',
       model: this.engine.describe(),
       activeJob: this.active,
       queue: [...this.queue],
@@ -295,6 +300,7 @@ export class Backend {
     if (!docId || this.closed) return;
     const controller = this.jobs.get(docId)!;
     this.active = docId;
+    this.emitStatus();
     try {
       await ingestDocument(this.library, this.engine, docId, {
         snapshotInterval: this.settings().snapshotInterval,
@@ -315,6 +321,7 @@ export class Backend {
       this.active = null;
       const doc = this.library.getDocument(docId);
       if (doc) this.emit({ type: 'document', document: doc });
+      this.emitStatus();
     }
   }
 
@@ -333,7 +340,11 @@ export class Backend {
     if (this.requests.has(requestId)) throw new ApiError('INVALID_REQUEST', `request ${requestId} is already running`);
     const controller = new AbortController();
     this.requests.set(requestId, controller);
-    return run(controller.signal).finally(() => this.requests.delete(requestId));
+    this.emitStatus();
+    return run(controller.signal).finally(() => {
+      this.requests.delete(requestId);
+      this.emitStatus();
+    });
   }
 
   private ask(p: RequestParams<'ask'>) {
