@@ -62,7 +62,7 @@ export function retrieve(library: Library, question: string, docIds: string[], l
       passageIdx: hit.passageIdx,
       text: hit.text,
       sectionLabel: section?.label ?? null,
-      location: locationOf(section, library.getPages(hit.docId), hit.charStart, section?.kind === 'file' ? text : null, hit.charEnd),
+      location: locationOf(section, library.getPages(hit.docId), hit.charStart, text, hit.charEnd),
       charStart: hit.charStart,
       charEnd: hit.charEnd,
       score: hit.score,
@@ -118,7 +118,9 @@ export async function ask(library: Library, engine: Engine, req: AskRequest): Pr
     const state = await startingState(library, engine, req.docIds, citations[0]?.docId, conversation!.statePath);
     try {
       const generation = engine.model.generate(state, {
-        prompt, maxTokens: req.maxTokens, temperature: req.temperature, repeatPenalty: 1.1, speculative: req.speculative,
+        // A small model loops easily; a firm repetition penalty keeps answers readable.
+        prompt, maxTokens: req.maxTokens, temperature: req.temperature, repeatPenalty: 1.3, repeatLastN: 128,
+        speculative: req.speculative,
         stop: ['\nQuestion:', '\nPassages:', '\n\n\n'], stopAtEos: true, signal: req.signal,
       });
       for await (const { text } of generation) {

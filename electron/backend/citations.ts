@@ -66,5 +66,7 @@ export function locationOf(section: LocatableSection | null, pages: readonly Pag
   const first = pageAt(pages, charStart);
   const last = pageAt(pages, Math.max(charStart, charEnd - 1));
   if (first !== null) parts.push(last !== null && last !== first ? `pp. ${first}\u2013${last}` : `p. ${first}`);
+  // Neither chapters nor pages (a log, a plain text): the line it starts on.
+  if (!parts.length && text) parts.push(`line ${newlines(text.slice(0, charStart)) + 1}`);
   return parts.join(', ') || 'start of the document';
 }

@@ -85,7 +85,7 @@ async function continueText(engine: Engine, state: State, prompt: string, maxTok
                             onToken: (t: string) => void): Promise<string> {
   let text = '';
   const { temperature, speculative, signal } = req;
-  const generation = engine.model.generate(state, { prompt, maxTokens, temperature, speculative, repeatPenalty: 1.15,
+  const generation = engine.model.generate(state, { prompt, maxTokens, temperature, speculative, repeatPenalty: 1.3, repeatLastN: 128,
     stop: ['\n\n', '\nSummary'], stopAtEos: true, signal });
   for await (const piece of generation) {
     text += piece.text;

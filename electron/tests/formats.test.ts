@@ -79,7 +79,12 @@ describe('formats through the backend', () => {
     const bytes = Buffer.concat([Buffer.from(`${prose(2, 7)}\n`), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from(`\n${NEEDLE}.\n`)]);
     const text = await ingest('log.txt', bytes);
     expect(text.status).toBe('ready');
-    expect((await citationFor(text.id)).text).toContain('Okonkwo');
+    const cited = await citationFor(text.id);
+    expect(cited.text).toContain('Okonkwo');
+    // No chapters or pages: the location is the line the passage starts on.
+    const lines = bytes.toString('utf8').split('\n');
+    const firstLine = cited.text.split('\n')[0];
+    expect(cited.location).toBe(`line ${lines.findIndex((l) => l.replace('\ufffd', '') !== '' && firstLine.startsWith(l.slice(0, 20))) + 1}`);
   });
 
   it('a source folder: .gitignore respected, citations as path:line', async () => {
