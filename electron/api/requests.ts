@@ -60,7 +60,7 @@ export interface Settings {
   threads: number;            // 0 = all cores
   maxAnswerTokens: number;
   temperature: number;        // 0 = greedy
-  speculative: number;        // 1: draft with the multi-token heads (same answers; faster when they agree)
+  speculative: number;        // drafting with the multi-token heads (same answers): 0 off, 1 on, 2 when measured faster
 }
 
 export interface ResultTypes {

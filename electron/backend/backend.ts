@@ -25,7 +25,7 @@ export const DEFAULT_SETTINGS: Settings = {
   threads: 0,
   maxAnswerTokens: 200,
   temperature: 0,
-  speculative: 0,
+  speculative: 2,
 };
 
 const UNFINISHED = new Set(['queued', 'reading', 'indexing', 'ingesting']);
@@ -249,7 +249,7 @@ export class Backend {
   private setSetting(key: keyof Settings, value: number): Settings {
     const limits: Record<keyof Settings, [number, number]> = {
       snapshotInterval: [1024, 1 << 24], threads: [0, 256], maxAnswerTokens: [1, 2048], temperature: [0, 2],
-      speculative: [0, 1],
+      speculative: [0, 2],
     };
     const [lo, hi] = limits[key];
     if (!(value >= lo && value <= hi)) throw new ApiError('INVALID_REQUEST', `${key} must be between ${lo} and ${hi}`);
@@ -347,6 +347,12 @@ export class Backend {
     });
   }
 
+  /** Speculative decoding per the setting: off, on, or when it measured faster with this model. */
+  private async decoding(settings: Settings): Promise<{ speculative: boolean }> {
+    if (settings.speculative === 2) return { speculative: await this.engine.speculativeHelps() };
+    return { speculative: settings.speculative === 1 };
+  }
+
   private ask(p: RequestParams<'ask'>) {
     let docIds = p.docIds ?? [];
     if (p.collectionId) docIds = this.library.listDocuments().filter((d) => d.collectionId === p.collectionId).map((d) => d.id);
@@ -356,19 +362,21 @@ export class Backend {
     }
     if (!docIds.length) throw new ApiError('INVALID_REQUEST', 'ask: give docIds, a collectionId or a conversationId');
     const settings = this.settings();
-    return this.track(p.requestId, (signal) => ask(this.library, this.engine, {
+    return this.track(p.requestId, async (signal) => ask(this.library, this.engine, {
+      ...(await this.decoding(settings)),
       requestId: p.requestId, question: p.question, docIds, conversationId: p.conversationId,
       maxTokens: p.maxTokens ?? settings.maxAnswerTokens, temperature: settings.temperature,
-      speculative: settings.speculative === 1, signal,
+      signal,
       onToken: (text) => this.emit({ type: 'answer-token', requestId: p.requestId, text }),
     }));
   }
 
   private summarize(p: RequestParams<'summarize'>) {
     const settings = this.settings();
-    return this.track(p.requestId, (signal) => summarize(this.library, this.engine, {
+    return this.track(p.requestId, async (signal) => summarize(this.library, this.engine, {
+      ...(await this.decoding(settings)),
       requestId: p.requestId, docId: p.docId, regenerate: p.regenerate ?? false, maxSections: p.maxSections ?? 200,
-      temperature: settings.temperature, speculative: settings.speculative === 1, signal,
+      temperature: settings.temperature, signal,
       onToken: (sectionIdx, text) => this.emit({ type: 'summary-token', requestId: p.requestId, sectionIdx, text }),
       onSection: (summary) => this.emit({ type: 'summary-section', requestId: p.requestId, summary }),
     }));

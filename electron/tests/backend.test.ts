@@ -111,6 +111,18 @@ describe('backend', () => {
     await backend.request('documents.remove', { docId: orchard.id });
   });
 
+  it('gives the same answer with speculative decoding on, off and automatic', async () => {
+    const doc = (await backend.request('documents.list', {})).find((d) => d.sourcePath === bookPath)!;
+    const answers: string[] = [];
+    for (const mode of [0, 1, 2]) {
+      await backend.request('settings.set', { key: 'speculative', value: mode });
+      const r = await backend.request('ask', { requestId: `spec${mode}`, question: 'What did the keeper feed?', docIds: [doc.id], maxTokens: 24 });
+      answers.push(r.answer);
+    }
+    expect(new Set(answers).size).toBe(1);
+    expect(typeof (await backend.engine.speculativeHelps())).toBe('boolean');
+  });
+
   it('rejects bad payloads with INVALID_REQUEST', async () => {
     await expect(backend.request('documents.get', { docId: '../../etc' })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
     await expect(backend.request('ask', { requestId: 'x', question: '' })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });

@@ -96,6 +96,37 @@ export class Engine {
     };
   }
 
+  private speculativeFaster: Promise<boolean> | null = null;
+
+  /**
+   * Whether speculative decoding is faster than plain decoding with this model on this machine:
+   * measured once (a short greedy continuation both ways, best of two; the output is the same).
+   * Small models on a CPU are compute-bound and usually lose; large ones gain.
+   */
+  speculativeHelps(): Promise<boolean> {
+    if (this.model.info.nPredictHeads < 2) return Promise.resolve(false);
+    this.speculativeFaster ??= this.lock.run(async () => {
+      const prompt = this.model.tokenizeSync('The reader opened the book at the first chapter and began to read about the harbor.');
+      const rate = async (speculative: boolean) => {
+        let best = 0;
+        for (let i = 0; i < 2; i++) {
+          const state = this.model.createState();
+          try {
+            const result = await this.model.generate(state, { prompt, maxTokens: 48, temperature: 0, stopAtEos: false, speculative }).result;
+            best = Math.max(best, result.tokensPerSecond);
+          } finally {
+            state.close();
+          }
+        }
+        return best;
+      };
+      const plain = await rate(false);
+      const speculative = await rate(true);
+      return speculative > plain * 1.05;
+    }).catch(() => false);
+    return this.speculativeFaster;
+  }
+
   close(): void {
     this.model.close();
   }

@@ -19,7 +19,7 @@ beforeEach(() => {
   fake.handle('documents.text', ({ charStart, charEnd }) => ({ text: 'x'.repeat(charEnd - charStart) }));
   fake.handle('ask', () => new Promise(() => undefined));
   fake.handle('cancel', () => ({ cancelled: true }));
-  fake.handle('settings.get', () => ({ snapshotInterval: 32768, threads: 0, maxAnswerTokens: 200, temperature: 0, speculative: 0 }));
+  fake.handle('settings.get', () => ({ snapshotInterval: 32768, threads: 0, maxAnswerTokens: 200, temperature: 0, speculative: 2 }));
   fake.handle('engine.status', () => ({ state: 'ready', model: null, activeJob: null, queue: [], rssBytes: 0, dataDir: null }));
 });
 

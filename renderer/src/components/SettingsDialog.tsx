@@ -51,19 +51,21 @@ function SettingField({ spec, value }: { spec: FieldSpec; value: number }) {
   );
 }
 
-function SpeculativeField({ enabled }: { enabled: boolean }) {
+function SpeculativeField({ mode }: { mode: number }) {
   const save = useEngine((s) => s.saveSetting);
   const error = useEngine((s) => s.settingErrors.speculative);
   return (
     <div className="field">
-      <label htmlFor="setting-speculative">
-        <input id="setting-speculative" type="checkbox" checked={enabled} aria-describedby="setting-speculative-hint"
-          onChange={(e) => void save('speculative', e.currentTarget.checked ? 1 : 0)} />
-        {' '}Speculative decoding
-      </label>
+      <label htmlFor="setting-speculative">Speculative decoding</label>
+      <select id="setting-speculative" value={mode} aria-describedby="setting-speculative-hint"
+        onChange={(e) => void save('speculative', Number(e.currentTarget.value))}>
+        <option value={2}>Automatic (when it is faster with this model)</option>
+        <option value={1}>On</option>
+        <option value={0}>Off</option>
+      </select>
       <p id="setting-speculative-hint" className="hint">
         The model&apos;s extra prediction heads draft several words at once and one pass checks them. Answers are the
-        same; it is faster when the heads often agree with the model, slower when they rarely do.
+        same either way; it is faster when the heads often agree with the model.
       </p>
       {error && <p className="error-text" role="alert">{error}</p>}
     </div>
@@ -113,7 +115,7 @@ export function SettingsDialog() {
         {settings ? (
           <form className="settings-form" onSubmit={(e) => e.preventDefault()}>
             {FIELDS.map((spec) => <SettingField key={spec.key} spec={spec} value={settings[spec.key as keyof Settings]} />)}
-            <SpeculativeField enabled={settings.speculative === 1} />
+            <SpeculativeField mode={settings.speculative} />
           </form>
         ) : <p className="hint">Loading settings…</p>}
         <h3 className="section-title">Where data lives</h3>
