@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backend_select.h"
 #include "common.h"
 #include "generate.h"
 #include "kernels.h"
@@ -131,6 +132,7 @@ mgl_status mgl_model_load(const char *path, const mgl_model_params *params, mgl_
         *out = nullptr;
         require(path, "mgl_model_load", "path");
         const mgl_model_params p = params ? *params : mgl_model_default_params();
+        mgl::announce_backend_choice();
         auto model = std::make_unique<mgl_model>();
         model->impl = mgl::Model::load(path, p.n_threads, p.use_mmap != 0);
         *out = model.release();
