@@ -10,21 +10,8 @@
 #include "test_util.h"
 
 using namespace mgl::cuda;
-
-namespace {
-
-uint32_t bits_of(float f) {
-    uint32_t b;
-    std::memcpy(&b, &f, 4);
-    return b;
-}
-float float_of(uint32_t b) {
-    float f;
-    std::memcpy(&f, &b, 4);
-    return f;
-}
-
-}  // namespace
+using mgl_test::bits_of;
+using mgl_test::float_of;
 
 TEST_CASE(bf16_rounding_matches_round_to_nearest_even) {
     // Ties go to the even neighbour; values past the largest bf16 overflow to infinity;

@@ -24,6 +24,8 @@
 using mgl::DType;
 using mgl::WeightView;
 using mgl::kern::Isa;
+using mgl_test::bits_of;
+using mgl_test::float_of;
 
 namespace {
 
@@ -428,19 +430,6 @@ TEST_CASE(cpu_features_names_the_selected_kernels) {
 
 // ------------------------------------------------------------------------------------------
 // Conversions
-
-namespace {
-uint32_t bits_of(float f) {
-    uint32_t b;
-    std::memcpy(&b, &f, 4);
-    return b;
-}
-float float_of(uint32_t b) {
-    float f;
-    std::memcpy(&f, &b, 4);
-    return f;
-}
-}  // namespace
 
 TEST_CASE(fp16_to_fp32_every_value) {
     int bad = 0;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "megalodon.h"
+#include "test_handles.h"
 #include "test_util.h"
 
 using namespace mgl_test;
@@ -23,26 +24,8 @@ namespace {
 
 using Bytes = std::vector<uint8_t>;
 
-struct ModelDeleter {
-    void operator()(mgl_model *m) const { mgl_model_free(m); }
-};
-struct StateDeleter {
-    void operator()(mgl_state *s) const { mgl_state_free(s); }
-};
-using ModelPtr = std::unique_ptr<mgl_model, ModelDeleter>;
-using StatePtr = std::unique_ptr<mgl_state, StateDeleter>;
-
 std::string model_file(const std::string &name, const TinyConfig &cfg, uint32_t seed) {
     return write_random_model(temp_path(name + ".gguf"), cfg, seed);
-}
-
-ModelPtr load(const std::string &path, int n_threads = 2) {
-    mgl_model_params p = mgl_model_default_params();
-    p.n_threads = n_threads;
-    mgl_model *m = nullptr;
-    const mgl_status s = mgl_model_load(path.c_str(), &p, &m);
-    if (s != MGL_OK) throw std::runtime_error("load " + path + ": " + mgl_last_error());
-    return ModelPtr(m);
 }
 
 // Status and message of a failed load.
@@ -51,18 +34,6 @@ std::pair<mgl_status, std::string> load_error(const std::string &path) {
     const mgl_status s = mgl_model_load(path.c_str(), nullptr, &m);
     mgl_model_free(m);
     return {s, mgl_last_error()};
-}
-
-StatePtr new_state(mgl_model *m, int flags = 0) {
-    mgl_state *s = nullptr;
-    if (mgl_state_create(m, flags, &s) != MGL_OK) throw std::runtime_error(mgl_last_error());
-    return StatePtr(s);
-}
-
-mgl_model_info info_of(const mgl_model *m) {
-    mgl_model_info info;
-    mgl_model_get_info(m, &info);
-    return info;
 }
 
 // Logits [n_rows][n_heads][V] of the last n_rows tokens.

@@ -18,6 +18,7 @@
 #include "megalodon.h"
 #include "model.h"
 #include "state.h"
+#include "test_handles.h"
 #include "test_util.h"
 
 using namespace mgl_test;
@@ -25,35 +26,6 @@ using namespace mgl_test;
 namespace {
 
 using Bytes = std::vector<uint8_t>;
-
-struct ModelDeleter {
-    void operator()(mgl_model *m) const { mgl_model_free(m); }
-};
-struct StateDeleter {
-    void operator()(mgl_state *s) const { mgl_state_free(s); }
-};
-using ModelPtr = std::unique_ptr<mgl_model, ModelDeleter>;
-using StatePtr = std::unique_ptr<mgl_state, StateDeleter>;
-
-ModelPtr load(const std::string &path, int n_threads = 2) {
-    mgl_model_params p = mgl_model_default_params();
-    p.n_threads = n_threads;
-    mgl_model *m = nullptr;
-    if (mgl_model_load(path.c_str(), &p, &m) != MGL_OK) throw std::runtime_error("load " + path + ": " + mgl_last_error());
-    return ModelPtr(m);
-}
-
-StatePtr new_state(mgl_model *m, int flags = 0) {
-    mgl_state *s = nullptr;
-    if (mgl_state_create(m, flags, &s) != MGL_OK) throw std::runtime_error(mgl_last_error());
-    return StatePtr(s);
-}
-
-mgl_model_info info_of(const mgl_model *m) {
-    mgl_model_info info;
-    mgl_model_get_info(m, &info);
-    return info;
-}
 
 std::vector<int32_t> random_tokens(int32_t n_vocab, size_t count, std::mt19937 &rng) {
     std::vector<int32_t> t(count);

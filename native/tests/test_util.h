@@ -69,6 +69,18 @@ inline std::string show(const std::string &s) {
     return out + "\"";
 }
 inline std::string show(const char *s) { return show(std::string(s)); }
+
+// The bit pattern of a float and back.
+inline uint32_t bits_of(float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    return b;
+}
+inline float float_of(uint32_t b) {
+    float f;
+    std::memcpy(&f, &b, 4);
+    return f;
+}
 template <class T> std::string show(const T &v);
 template <class T> std::string show(const std::vector<T> &v) {
     std::string out = "[";
