@@ -13,7 +13,7 @@ export interface DocumentInfo {
   sourceBytes: number;
   charCount: number;
   tokenCount: number;
-  tokensIngested: number;
+  tokensIngested: number;   // how many tokens of the text the model has read
   status: DocumentStatus;
   error: string | null;
   modelFingerprint: string | null;

@@ -1,7 +1,7 @@
 // Rows of the library database as the rest of the backend sees them (camelCase).
 // Timestamps are ISO-8601 strings in UTC, which also sort chronologically as text.
 
-import type { Citation, CollectionInfo, DocumentFormat, DocumentStatus, KeyPassage } from '../../api/types';
+import type { Citation, CollectionInfo, DocumentFormat, DocumentInfo, DocumentStatus, KeyPassage } from '../../api/types';
 
 export type { Citation, DocumentFormat, DocumentStatus, KeyPassage };
 
@@ -24,23 +24,9 @@ export type SummaryScope = (typeof SUMMARY_SCOPES)[number];
 /** section_idx used for a whole-document summary. */
 export const DOCUMENT_SCOPE_SECTION_IDX = -1;
 
-export interface DocumentRow {
-  id: string;
-  title: string;
-  sourcePath: string;
-  format: DocumentFormat;
-  sourceBytes: number;
-  charCount: number;
-  tokenCount: number;
-  status: DocumentStatus;
-  error: string | null;
-  modelFingerprint: string | null;
+/** A document as the API describes it, plus the model file that read it. */
+export interface DocumentRow extends DocumentInfo {
   modelPath: string | null;
-  /** How many tokens of the text the model has read. */
-  tokensIngested: number;
-  createdAt: string;
-  updatedAt: string;
-  collectionId: string | null;
 }
 
 export interface NewDocument {
