@@ -6,8 +6,9 @@ import path from 'node:path';
 import type { AnswerResult, Citation } from '../api/types';
 import { ApiError } from '../api/requests';
 import type { Engine, State } from './engine/engine';
-import { locationOf, TextFile } from './citations';
+import { locationOf } from './citations';
 import { dataPaths, type Library } from './library';
+import type { StoredTexts } from './texts';
 
 export interface AskRequest {
   requestId: string;
@@ -43,26 +44,25 @@ export function buildPrompt(question: string, citations: readonly Citation[], fo
 }
 
 /** Citations for the best passages of `docIds`, numbered from 1. */
-export function retrieve(library: Library, question: string, docIds: string[], limit = PASSAGES_IN_PROMPT): Citation[] {
+export function retrieve(library: Library, texts: StoredTexts, question: string, docIds: string[],
+                         limit = PASSAGES_IN_PROMPT): Citation[] {
   const hits = library.search(question, { docIds, limit });
-  const texts = new Map<string, TextFile>();
+  const structure = new Map<string, { sections: ReturnType<Library['getSections']>; pages: ReturnType<Library['getPages']> }>();
   return hits.map((hit, i) => {
-    const doc = library.getDocument(hit.docId);
-    const sections = library.getSections(hit.docId);
-    const section = hit.sectionIdx === null ? null : sections.find((s) => s.idx === hit.sectionIdx) ?? null;
-    let text = texts.get(hit.docId);
-    if (!text) {
-      text = new TextFile(dataPaths(library.dataDir).textPath(hit.docId));
-      texts.set(hit.docId, text);
+    let doc = structure.get(hit.docId);
+    if (!doc) {
+      doc = { sections: library.getSections(hit.docId), pages: library.getPages(hit.docId) };
+      structure.set(hit.docId, doc);
     }
+    const section = hit.sectionIdx === null ? null : doc.sections.find((s) => s.idx === hit.sectionIdx) ?? null;
     return {
       n: i + 1,
       docId: hit.docId,
-      docTitle: doc?.title ?? hit.docId,
+      docTitle: hit.docTitle,
       passageIdx: hit.passageIdx,
       text: hit.text,
       sectionLabel: section?.label ?? null,
-      location: locationOf(section, library.getPages(hit.docId), hit.charStart, text, hit.charEnd),
+      location: locationOf(section, doc.pages, hit.charStart, () => texts.get(hit.docId), hit.charEnd),
       charStart: hit.charStart,
       charEnd: hit.charEnd,
       score: hit.score,
@@ -93,7 +93,7 @@ async function startingState(library: Library, engine: Engine, docIds: string[],
   }
 }
 
-export async function ask(library: Library, engine: Engine, req: AskRequest): Promise<AnswerResult> {
+export async function ask(library: Library, engine: Engine, texts: StoredTexts, req: AskRequest): Promise<AnswerResult> {
   const started = Date.now();
   for (const id of req.docIds) {
     const doc = library.getDocument(id);
@@ -108,7 +108,7 @@ export async function ask(library: Library, engine: Engine, req: AskRequest): Pr
     conversation = library.createConversation({ docId: req.docIds.length === 1 ? req.docIds[0] : null,
       title: clip(req.question, 80), modelFingerprint: engine.fingerprint });
   }
-  const citations = retrieve(library, req.question, req.docIds);
+  const citations = retrieve(library, texts, req.question, req.docIds);
   const followUp = Boolean(conversation.statePath);
   const prompt = buildPrompt(req.question, citations, followUp);
 

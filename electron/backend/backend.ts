@@ -9,8 +9,9 @@ import type { BackendEvent, DocumentDetail, DocumentInfo, EngineStatus, IngestPr
 import { ask } from './ask';
 import { Engine } from './engine/engine';
 import { ingestDocument } from './ingest';
-import { dataPaths, Library } from './library';
+import { Library } from './library';
 import { cachedSummary, summarize } from './summarize';
+import { StoredTexts } from './texts';
 
 export interface BackendOptions {
   dataDir: string;
@@ -43,7 +44,11 @@ export class Backend {
   private pump: Promise<void> = Promise.resolve();
   private closed = false;
 
-  private constructor(readonly library: Library, readonly engine: Engine) {}
+  private readonly texts: StoredTexts;
+
+  private constructor(readonly library: Library, readonly engine: Engine) {
+    this.texts = new StoredTexts(library.dataDir);
+  }
 
   static async open(options: BackendOptions): Promise<Backend> {
     const library = Library.open(options.dataDir);
@@ -189,22 +194,28 @@ export class Backend {
 
   private text(docId: string, start: number, end: number): string {
     this.document(docId);
-    const file = dataPaths(this.library.dataDir).textPath(docId);
-    if (!fs.existsSync(file)) throw new ApiError('NOT_READY', 'the document has not been read yet');
-    return fs.readFileSync(file, 'utf8').slice(start, end);
+    try {
+      return this.texts.get(docId).slice(start, end);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ApiError('NOT_READY', 'the document has not been read yet');
+      throw error;
+    }
   }
 
   private add(paths: string[], collectionId?: string): DocumentInfo[] {
-    const out: DocumentInfo[] = [];
-    for (const raw of paths) {
+    // Every path is checked before anything is added, so a typo adds nothing.
+    const sources = paths.map((raw) => {
       const source = path.resolve(raw);
-      let stat: fs.Stats;
       try {
-        stat = fs.statSync(source);
+        return { source, stat: fs.statSync(source) };
       } catch {
         throw new ApiError('NOT_FOUND', `${raw}: no such file or folder`);
       }
-      const existing = this.library.listDocuments().find((d) => d.sourcePath === source);
+    });
+    const known = new Map(this.library.listDocuments().map((d) => [d.sourcePath, d]));
+    const out: DocumentInfo[] = [];
+    for (const { source, stat } of sources) {
+      const existing = known.get(source);
       if (existing) {
         if (existing.status !== 'ready' || existing.modelFingerprint !== this.engine.fingerprint) this.enqueue(existing.id);
         out.push(this.document(existing.id));
@@ -217,6 +228,7 @@ export class Backend {
         sourceBytes: stat.isDirectory() ? 0 : stat.size,
         collectionId,
       });
+      known.set(source, doc);
       this.emit({ type: 'document', document: doc });
       this.enqueue(doc.id);
       out.push(this.document(doc.id));
@@ -228,6 +240,7 @@ export class Backend {
     this.document(docId);
     this.cancelJob(docId);
     this.library.removeDocument(docId);
+    this.texts.forget(docId);
     this.emit({ type: 'document-removed', docId });
     return { removed: true };
   }
@@ -362,7 +375,7 @@ export class Backend {
     }
     if (!docIds.length) throw new ApiError('INVALID_REQUEST', 'ask: give docIds, a collectionId or a conversationId');
     const settings = this.settings();
-    return this.track(p.requestId, async (signal) => ask(this.library, this.engine, {
+    return this.track(p.requestId, async (signal) => ask(this.library, this.engine, this.texts, {
       ...(await this.decoding(settings)),
       requestId: p.requestId, question: p.question, docIds, conversationId: p.conversationId,
       maxTokens: p.maxTokens ?? settings.maxAnswerTokens, temperature: settings.temperature,

@@ -1,5 +1,4 @@
 // Human-readable locations of passages: "Chapter 12, p. 231" for books, "src/foo.ts:120" for code.
-import fs from 'node:fs';
 
 export interface LocatableSection {
   idx: number;
@@ -31,19 +30,6 @@ export function pageAt(pages: readonly Page[], offset: number): number | null {
   return found;
 }
 
-/** Reads ranges of a document's stored text without loading all of it. */
-export class TextFile {
-  constructor(private readonly file: string) {}
-
-  /** Characters [start, end) (UTF-16 offsets): stored text is UTF-8, so this reads it whole once. */
-  private cache: string | null = null;
-
-  slice(start: number, end: number): string {
-    if (this.cache === null) this.cache = fs.readFileSync(this.file, 'utf8');
-    return this.cache.slice(start, end);
-  }
-}
-
 function newlines(s: string): number {
   let n = 0;
   for (let i = s.indexOf('\n'); i >= 0; i = s.indexOf('\n', i + 1)) n++;
@@ -51,14 +37,15 @@ function newlines(s: string): number {
 }
 
 /**
- * Location of the passage [charStart, charEnd) in `section`: its pages, or its first line in a file. Code sections start with one
- * header line ("=== path ===") before the file's first line.
+ * Location of the passage [charStart, charEnd) in `section`: its pages, or its first line in a file.
+ * Code sections start with one header line ("=== path ===") before the file's first line.
+ * `text` gives the document's text, read only when a line number is needed.
  */
 export function locationOf(section: LocatableSection | null, pages: readonly Page[], charStart: number,
-                           text: TextFile | null, charEnd = charStart + 1): string {
+                           text: (() => string) | null, charEnd = charStart + 1): string {
   if (section && section.kind === 'file' && section.path) {
     if (!text) return section.path;
-    const lineInFile = newlines(text.slice(section.charStart, charStart));   // header line = line 0
+    const lineInFile = newlines(text().slice(section.charStart, charStart));   // header line = line 0
     return `${section.path}:${Math.max(1, lineInFile)}`;
   }
   const parts: string[] = [];
@@ -67,6 +54,6 @@ export function locationOf(section: LocatableSection | null, pages: readonly Pag
   const last = pageAt(pages, Math.max(charStart, charEnd - 1));
   if (first !== null) parts.push(last !== null && last !== first ? `pp. ${first}\u2013${last}` : `p. ${first}`);
   // Neither chapters nor pages (a log, a plain text): the line it starts on.
-  if (!parts.length && text) parts.push(`line ${newlines(text.slice(0, charStart)) + 1}`);
+  if (!parts.length && text) parts.push(`line ${newlines(text().slice(0, charStart)) + 1}`);
   return parts.join(', ') || 'start of the document';
 }

@@ -127,6 +127,12 @@ describe('backend', () => {
     await expect(backend.request('documents.get', { docId: '../../etc' })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
     await expect(backend.request('ask', { requestId: 'x', question: '' })).rejects.toMatchObject({ code: 'INVALID_REQUEST' });
     await expect(backend.request('documents.add', { paths: [path.join(dir, 'missing.txt')] })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    // One missing path among several: nothing is added.
+    const before = (await backend.request('documents.list', {})).length;
+    const extra = path.join(dir, 'extra.txt');
+    fs.writeFileSync(extra, prose(3, 21));
+    await expect(backend.request('documents.add', { paths: [extra, path.join(dir, 'missing.txt')] })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect((await backend.request('documents.list', {})).length).toBe(before);
   });
 
   it('gives bad inputs a clear error and keeps the library intact', async () => {
