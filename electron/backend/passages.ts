@@ -26,24 +26,29 @@ const SENTENCE_END = /[.!?]["')\]]?\s+/g;
  */
 export function regions(length: number, sections: readonly (SectionRange & { level?: number })[]):
   { start: number; end: number; section: number | null }[] {
+  const clamp = (x: number) => Math.max(0, Math.min(length, x));
+  // Sweep the boundaries with a stack of open sections: outer ones are pushed before the inner
+  // ones that start at the same place, so the top is always the innermost open section.
+  const order = sections.map((_, i) => i).filter((i) => clamp(sections[i].charEnd) > clamp(sections[i].charStart))
+    .sort((a, b) => clamp(sections[a].charStart) - clamp(sections[b].charStart)
+      || (sections[a].level ?? 1) - (sections[b].level ?? 1) || b - a);
   const cuts = new Set<number>([0, length]);
-  for (const s of sections) {
-    cuts.add(Math.max(0, Math.min(length, s.charStart)));
-    cuts.add(Math.max(0, Math.min(length, s.charEnd)));
+  for (const i of order) {
+    cuts.add(clamp(sections[i].charStart));
+    cuts.add(clamp(sections[i].charEnd));
   }
   const points = [...cuts].sort((a, b) => a - b);
+  const open: number[] = [];
+  let next = 0;
   const out: { start: number; end: number; section: number | null }[] = [];
-  for (let i = 0; i + 1 < points.length; i++) {
-    const [a, b] = [points[i], points[i + 1]];
-    let owner: number | null = null;
-    sections.forEach((s, j) => {
-      if (s.charStart > a || s.charEnd < b) return;
-      const o = owner === null ? null : sections[owner];
-      if (!o || s.charStart > o.charStart || (s.charStart === o.charStart && (s.level ?? 1) > (o.level ?? 1))) owner = j;
-    });
+  for (let p = 0; p + 1 < points.length; p++) {
+    const a = points[p];
+    while (next < order.length && clamp(sections[order[next]].charStart) <= a) open.push(order[next++]);
+    while (open.length && clamp(sections[open[open.length - 1]].charEnd) <= a) open.pop();
+    const owner = open.length ? open[open.length - 1] : null;
     const last = out[out.length - 1];
-    if (last && last.section === owner) last.end = b;
-    else out.push({ start: a, end: b, section: owner });
+    if (last && last.section === owner) last.end = points[p + 1];
+    else out.push({ start: a, end: points[p + 1], section: owner });
   }
   return out;
 }
