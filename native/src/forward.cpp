@@ -30,8 +30,6 @@ namespace {
 // Below this many multiply-adds an elementwise step runs on the calling thread.
 constexpr int64_t kMinParallelWork = 1 << 15;
 
-inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
-
 // Runs fn(begin, end) over [0, n) split into ranges, in parallel when the work pays for it.
 template <class Fn>
 void parallel_ranges(ThreadPool *pool, int64_t n, int64_t cost_per_item, const Fn &fn) {
@@ -178,11 +176,8 @@ void masked_softmax(float *s, int64_t visible, int64_t n) {
     float mx = s[0];
     for (int64_t j = 1; j < visible; ++j) mx = std::max(mx, s[j]);
     double sum = 0;
-    for (int64_t j = 0; j < visible; ++j) {
-        const float e = std::exp(s[j] - mx);
-        s[j] = e;
-        sum += e;
-    }
+    exp_shifted(s, mx, visible);
+    for (int64_t j = 0; j < visible; ++j) sum += s[j];
     const float inv = float(1.0 / sum);
     for (int64_t j = 0; j < visible; ++j) s[j] *= inv;
     for (int64_t j = visible; j < n; ++j) s[j] = 0.0f;
@@ -499,10 +494,10 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
                     ki[j1] = k0 * sn[p] + k1 * cs[p];
                 }
             }
-            const float *vi = v + i * E;
-            for (int64_t e = 0; e < E; ++e) values_t[e * C + pos] = silu(vi[e]);
-            float *ri = r + i * E;
-            for (int64_t e = 0; e < E; ++e) ri[e] = silu(ri[e]);
+            float *vi = v + i * E;
+            silu(vi, nullptr, E);
+            for (int64_t e = 0; e < E; ++e) values_t[e * C + pos] = vi[e];
+            silu(r + i * E, nullptr, E);
         }
     });
 
@@ -530,13 +525,7 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
     if (cfg_.swiglu) project(y, rows, D, w.ffn_up, nullptr, b, F);
     parallel_ranges(pool_, rows, F * 4, [&](int64_t r0, int64_t r1) {
         for (int64_t i = r0; i < r1; ++i) {
-            float *ai = a + i * F;
-            if (cfg_.swiglu) {
-                const float *bi = b + i * F;
-                for (int64_t j = 0; j < F; ++j) ai[j] = silu(ai[j]) * bi[j];
-            } else {
-                for (int64_t j = 0; j < F; ++j) ai[j] = silu(ai[j]);
-            }
+            silu(a + i * F, cfg_.swiglu ? b + i * F : nullptr, F);
         }
     });
     project(a, rows, F, w.ffn_down, nullptr, proj, D);
@@ -633,7 +622,7 @@ void ForwardPass::head_logits(int64_t r0, int64_t r1, int head_begin, int head_e
             project(r, count, D, mw.gate, nullptr, a, Fh);
             project(r, count, D, mw.up, nullptr, b, Fh);
             parallel_ranges(pool_, count * Fh, 4, [&](int64_t k0, int64_t k1) {
-                for (int64_t k = k0; k < k1; ++k) a[k] = silu(a[k]) * b[k];
+                silu(a + k0, b + k0, k1 - k0);
             });
             project(a, count, Fh, mw.down, nullptr, proj, D);
             for (int64_t k = 0; k < count * D; ++k) hidden[k] = source[k] + proj[k];

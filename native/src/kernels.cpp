@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
 #include <new>
 #include <string>
 
@@ -241,9 +242,21 @@ void scalar_dequantize_row(const WeightView &W, int64_t row, float *out) {
     load_row_run(W, row, 0, W.cols, out);
 }
 
+void scalar_silu(float *x, const float *mul, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) {
+        const float s = x[i] / (1.0f + std::exp(-x[i]));
+        x[i] = mul ? s * mul[i] : s;
+    }
+}
+
+void scalar_exp_shifted(float *x, float shift, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i] - shift);
+}
+
 const KernelTable kScalarTable = {
     Isa::Scalar, "scalar", kScalarMr, kScalarNr, scalar_pack_b, scalar_pack_a, scalar_tile,
     scalar_gemv, scalar_gemv_q8, scalar_quantize_q8, scalar_dequantize_row, 0, nullptr, nullptr,
+    scalar_silu, scalar_exp_shifted,
 };
 
 // ------------------------------------------------------------------------------------------
@@ -487,19 +500,23 @@ int64_t quantized_rows_bytes(int64_t rows, int64_t K) {
     return (rows * K + 3) / 4 * 4 + rows * (K / kQ8Block) * 8;
 }
 
-// Q8_0 weights on a kernel set with an int8 tile: weights packed into int8 panels once per call
-// (in passes), activations quantized by each task for its rows, products over all of K at once.
+// Q8_0 weights on a kernel set with an int8 tile: weights in int8 panels (W.q8_panels, or packed
+// once per call in passes), activations quantized by each task for its rows, products over all
+// of K at once.
 void gemm_q8(ThreadPool *pool, const KernelTable &kt, const float *X, int64_t M, int64_t ldx, const WeightView &W,
              const float *bias, float *Y, int64_t ldy) {
     const int64_t N = W.rows, K = W.cols, mr = kt.q8_mr, nr = kQ8PanelCols;
     const int64_t threads = pool ? pool->size() : 1;
     const int64_t panel_bytes = K / kQ8Block * kQ8PanelBlockBytes;
     const int64_t n_panels = ceil_div(N, nr), m_panels = ceil_div(M, mr);
-    const int64_t pass_panels = std::clamp<int64_t>(kPassMaxBytes / panel_bytes, 1, n_panels);
-    uint8_t *packed = t_shared_pack.get<uint8_t>(pass_panels * panel_bytes);
+    const int64_t pass_panels =
+        W.q8_panels ? n_panels : std::clamp<int64_t>(kPassMaxBytes / panel_bytes, 1, n_panels);
+    uint8_t *pass_buffer = W.q8_panels ? nullptr : t_shared_pack.get<uint8_t>(pass_panels * panel_bytes);
     for (int64_t pass_begin = 0; pass_begin < n_panels; pass_begin += pass_panels) {
         const int64_t pn = std::min(pass_panels, n_panels - pass_begin);
-        run_ranges(pool, pn, [&](int64_t p) { kt.pack_b_q8(W, (pass_begin + p) * nr, packed + p * panel_bytes); });
+        const uint8_t *packed = W.q8_panels ? W.q8_panels + pass_begin * panel_bytes : pass_buffer;
+        if (!W.q8_panels)
+            run_ranges(pool, pn, [&](int64_t p) { kt.pack_b_q8(W, (pass_begin + p) * nr, pass_buffer + p * panel_bytes); });
         const TaskGrid grid(m_panels, pn, threads);
         run_tasks(pool, grid.tasks(), [&](int64_t task) {
             int64_t mp0, mp1, np0, np1;
@@ -628,7 +645,8 @@ void matmul(ThreadPool *pool, const float *X, int64_t M, int64_t ldx, const Weig
     if (pool && (pool->size() == 1 || M * N * K < kMinParallelMacs)) pool = nullptr;
     const KernelTable &kt = active_table();
     const bool int8_gemm = W.type == DType::Q8_0 && kt.tile_q8;
-    if (M < (int8_gemm ? kGemmMinRowsInt8 : kGemmMinRows)) gemv(pool, kt, X, M, ldx, W, bias, Y, ldy);
+    if (int8_gemm && W.q8_panels) gemm_q8(pool, kt, X, M, ldx, W, bias, Y, ldy);
+    else if (M < (int8_gemm ? kGemmMinRowsInt8 : kGemmMinRows)) gemv(pool, kt, X, M, ldx, W, bias, Y, ldy);
     else if (int8_gemm) gemm_q8(pool, kt, X, M, ldx, W, bias, Y, ldy);
     else if (ceil_div(M, kt.mr) * kt.mr * K <= kFewRowsMaxFloats) gemm_few_rows(pool, kt, X, M, ldx, W, bias, Y, ldy);
     else gemm_many_rows(pool, kt, X, M, ldx, W, bias, Y, ldy);
@@ -636,8 +654,30 @@ void matmul(ThreadPool *pool, const float *X, int64_t M, int64_t ldx, const Weig
 
 int64_t matmul_row_exact_rows(const WeightView &W) {
     const bool int8_gemm = W.type == DType::Q8_0 && kern::active_table().tile_q8;
+    if (int8_gemm && W.q8_panels) return std::numeric_limits<int64_t>::max();
     return (int8_gemm ? kern::kGemmMinRowsInt8 : kern::kGemmMinRows) - 1;
 }
+
+int64_t q8_panels_bytes(const WeightView &W) {
+    if (W.type != DType::Q8_0 || !kern::active_table().tile_q8) return 0;
+    return kern::ceil_div(W.rows, kern::kQ8PanelCols) * (W.cols / kern::kQ8Block) * kern::kQ8PanelBlockBytes;
+}
+
+void pack_q8_panels(ThreadPool *pool, const WeightView &W, uint8_t *dst) {
+    using namespace kern;
+    validate_weights(W, "pack_q8_panels");
+    const KernelTable &kt = active_table();
+    if (W.type != DType::Q8_0 || !kt.pack_b_q8)
+        fail(MGL_ERR_INVALID_ARG, "pack_q8_panels: the weights are not Q8_0 or this CPU's kernels have no int8 GEMM");
+    if (reinterpret_cast<uintptr_t>(dst) % 64 != 0) fail(MGL_ERR_INVALID_ARG, "pack_q8_panels: dst is not 64-byte aligned");
+    const int64_t panel_bytes = W.cols / kQ8Block * kQ8PanelBlockBytes;
+    run_ranges(pool, ceil_div(W.rows, kQ8PanelCols),
+               [&](int64_t p) { kt.pack_b_q8(W, p * kQ8PanelCols, dst + p * panel_bytes); });
+}
+
+void silu(float *x, const float *mul, int64_t n) { kern::active_table().silu(x, mul, n); }
+
+void exp_shifted(float *x, float shift, int64_t n) { kern::active_table().exp_shifted(x, shift, n); }
 
 void dequantize_row(const WeightView &W, int64_t row, float *out) {
     kern::validate_weights(W, "dequantize_row");

@@ -18,6 +18,9 @@ struct WeightView {
     int64_t rows = 0;
     int64_t cols = 0;
     int64_t ld = 0;  // F32 only; 0 means cols
+    // Q8_0 only: all of W repacked by pack_q8_panels, or null. With panels every product takes
+    // the int8 GEMM, for any number of rows, without packing the weights per call.
+    const uint8_t *q8_panels = nullptr;
 };
 
 // Y[M][N] = X[M][K] · Wᵀ (+ bias[N] when bias != nullptr). X rows have stride ldx, Y rows ldy.
@@ -29,9 +32,21 @@ void matmul(ThreadPool *pool, const float *X, int64_t M, int64_t ldx, const Weig
             const float *bias, float *Y, int64_t ldy);
 
 // Largest M for which matmul computes every row of Y exactly as it computes that row alone
-// (M = 1): the GEMV route, whose per-row sums do not depend on the other rows. Splitting a
-// product into groups of at most this many rows makes it bit-identical to row-by-row products.
+// (M = 1): the GEMV route, whose per-row sums do not depend on the other rows, or any M for
+// weights with int8 panels (one tile routine for every row count). Splitting a product into
+// groups of at most this many rows makes it bit-identical to row-by-row products.
 int64_t matmul_row_exact_rows(const WeightView &W);
+
+// Bytes of the int8 panels of Q8_0 weights W for this CPU's kernels (a multiple of 64); 0 when
+// W is not Q8_0 or the kernels have no int8 GEMM (then W needs no panels).
+int64_t q8_panels_bytes(const WeightView &W);
+// Packs W into `dst` (q8_panels_bytes(W) bytes, 64-byte aligned) for W.q8_panels.
+void pack_q8_panels(ThreadPool *pool, const WeightView &W, uint8_t *dst);
+
+// x[i] = silu(x[i]) · mul[i] (mul == nullptr: silu(x[i])) for i < n, with silu(x) = x / (1 + e^-x).
+void silu(float *x, const float *mul, int64_t n);
+// x[i] = e^(x[i] - shift) for i < n.
+void exp_shifted(float *x, float shift, int64_t n);
 
 // out[cols] = row `row` of W as f32.
 void dequantize_row(const WeightView &W, int64_t row, float *out);

@@ -373,11 +373,67 @@ void pack_b_q8(const WeightView &W, int64_t n0, uint8_t *dst) {
 
 }  // namespace avx2
 
+namespace {
+
+// e^x for x in vectors: the exponent n = round(x·log2 e) goes into the float's exponent bits and
+// e^r, r = x - n·ln 2 (in two parts), comes from a degree-6 polynomial (the Cephes expf
+// coefficients; about 1 ulp). x is clamped to [-87.3, 88.3] so that 2^n stays a normal float.
+inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+}
+
+// Applies f to x[0..n) eight at a time; the last partial vector goes through a padded copy, so
+// every element takes the same instructions.
+template <class F> inline void map8(float *x, const float *mul, int64_t n, const F &f) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = f(_mm256_loadu_ps(x + i));
+        if (mul) v = _mm256_mul_ps(v, _mm256_loadu_ps(mul + i));
+        _mm256_storeu_ps(x + i, v);
+    }
+    if (i == n) return;
+    alignas(32) float tx[8] = {0}, tm[8] = {0};
+    std::copy(x + i, x + n, tx);
+    if (mul) std::copy(mul + i, mul + n, tm);
+    __m256 v = f(_mm256_load_ps(tx));
+    if (mul) v = _mm256_mul_ps(v, _mm256_load_ps(tm));
+    _mm256_store_ps(tx, v);
+    std::copy(tx, tx + (n - i), x + i);
+}
+
+void silu(float *x, const float *mul, int64_t n) {
+    map8(x, mul, n, [](__m256 v) {
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), v));
+        return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    });
+}
+
+void exp_shifted(float *x, float shift, int64_t n) {
+    const __m256 s = _mm256_set1_ps(shift);
+    map8(x, nullptr, n, [&](__m256 v) { return exp8(_mm256_sub_ps(v, s)); });
+}
+
+}  // namespace
+
 const KernelTable &avx2_kernels() {
     static const KernelTable table = {
         Isa::Avx2, "avx2+fma", kMr, kNr, avx2::pack_b, avx2::pack_a, tile,
         gemv, avx2::gemv_q8, avx2::quantize_q8, avx2::dequantize_row,
         0, nullptr, nullptr,  // int8 GEMM: without VNNI it does no fewer operations than f32
+        silu, exp_shifted,
     };
     return table;
 }

@@ -255,11 +255,59 @@ void tile_q8(int rows, const Q8Rows &X, const uint8_t *panel, float *c, int64_t 
 
 }  // namespace
 
+// ---- element-wise -----------------------------------------------------------------------------
+// The AVX2 file's e^x at 16 lanes, with the same clamp and coefficients; tails go through masked
+// loads and stores, so every element takes the same instructions.
+namespace avx512 {
+namespace {
+
+inline __m512 exp16(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(y, n);
+}
+
+template <class F> inline void map16(float *x, const float *mul, int64_t n, const F &f) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 mask = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+        __m512 v = f(_mm512_maskz_loadu_ps(mask, x + i));
+        if (mul) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(mask, mul + i));
+        _mm512_mask_storeu_ps(x + i, mask, v);
+    }
+}
+
+}  // namespace
+
+void silu(float *x, const float *mul, int64_t n) {
+    map16(x, mul, n, [](__m512 v) {
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), v));
+        return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    });
+}
+
+void exp_shifted(float *x, float shift, int64_t n) {
+    const __m512 s = _mm512_set1_ps(shift);
+    map16(x, nullptr, n, [&](__m512 v) { return exp16(_mm512_sub_ps(v, s)); });
+}
+
+}  // namespace avx512
+
 const KernelTable &avx512_kernels() {
     static const KernelTable table = {
         Isa::Avx512, "avx512", kMr, kNr, avx2::pack_b, avx2::pack_a, tile,
         gemv, avx2::gemv_q8, avx2::quantize_q8, avx2::dequantize_row,
         0, nullptr, nullptr,  // int8 GEMM: without VNNI it does no fewer operations than f32
+        avx512::silu, avx512::exp_shifted,
     };
     return table;
 }
@@ -269,6 +317,7 @@ const KernelTable &avx512_vnni_kernels() {
         Isa::Avx512Vnni, "avx512+vnni", kMr, kNr, avx2::pack_b, avx2::pack_a, tile,
         gemv, gemv_q8_vnni, avx2::quantize_q8, avx2::dequantize_row,
         kQ8Mr, avx2::pack_b_q8, tile_q8,
+        avx512::silu, avx512::exp_shifted,
     };
     return table;
 }

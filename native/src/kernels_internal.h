@@ -77,6 +77,10 @@ struct KernelTable {
     void (*pack_b_q8)(const WeightView &W, int64_t n0, uint8_t *dst);
     // C[rows][kQ8PanelCols] = first `rows` rows of X times the panel (+ bias when non-null).
     void (*tile_q8)(int rows, const Q8Rows &X, const uint8_t *panel, float *c, int64_t ldc, const float *bias);
+    // Element-wise functions (see kernels.h): every element's result depends on its inputs only,
+    // not on n or its place in the array, so any split of a row gives the same values.
+    void (*silu)(float *x, const float *mul, int64_t n);
+    void (*exp_shifted)(float *x, float shift, int64_t n);
 };
 
 // Int8 weight panel, per block of 32 depths: for quad t = 0..7, 2 x 64 bytes holding, for
@@ -100,6 +104,10 @@ void quantize_q8(const float *x, int64_t cols, int8_t *q, float *d, int32_t *sum
 void dequantize_row(const WeightView &W, int64_t row, float *out);
 void pack_b_q8(const WeightView &W, int64_t n0, uint8_t *dst);
 }  // namespace avx2
+namespace avx512 {
+void silu(float *x, const float *mul, int64_t n);
+void exp_shifted(float *x, float shift, int64_t n);
+}  // namespace avx512
 #endif
 
 // Test hooks: whether this CPU can run `isa`, and forcing the kernel set used by matmul and

@@ -171,6 +171,7 @@ std::unique_ptr<Model> Model::load(const std::string &path, int n_threads, bool 
     model->fingerprint_ = model->file_->fingerprint();
     model->precompute_rope();
     model->pool_ = std::make_unique<ThreadPool>(threads);
+    model->pack_weights();
     model->allocate_scratch();
     model->build_info_json();
     return model;
@@ -365,6 +366,30 @@ void Model::bind_tensors() {
         h.up = bind.matrix(p + "up.weight", c.mtp_hidden, D, G::ExtraHeads);
         h.down = bind.matrix(p + "down.weight", D, c.mtp_hidden, G::ExtraHeads);
         mtp_heads_.push_back(std::move(h));
+    }
+}
+
+// Q8_0 matrices get int8 panels when the CPU's kernels have an int8 GEMM: a product then costs
+// about the same per row whether it has 1 row (decoding) or a few (a speculative window), and
+// every row comes out exactly as it would alone. The embedding keeps its rows for lookups; the
+// tied unembedding gets its own panels.
+void Model::pack_weights() {
+    std::vector<WeightView *> matrices;
+    for (LayerWeights &l : layers_)
+        for (WeightView *w : {&l.attn_z, &l.attn_v, &l.attn_r, &l.attn_h1, &l.attn_h2, &l.ffn_gate, &l.ffn_up,
+                              &l.ffn_down})
+            if (w->data) matrices.push_back(w);
+    for (MtpHeadWeights &h : mtp_heads_)
+        for (WeightView *w : {&h.gate, &h.up, &h.down}) matrices.push_back(w);
+    matrices.push_back(&lm_head_);
+    for (WeightView *w : matrices) {
+        const int64_t bytes = q8_panels_bytes(*w);
+        if (bytes == 0) continue;
+        FloatBuffer panels(size_t(bytes) / sizeof(float));
+        uint8_t *dst = reinterpret_cast<uint8_t *>(panels.data());
+        pack_q8_panels(pool_.get(), *w, dst);
+        w->q8_panels = dst;
+        packed_weights_.push_back(std::move(panels));
     }
 }
 

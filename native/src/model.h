@@ -170,6 +170,7 @@ private:
     void check_memory_bounds(int n_threads) const;
     void bind_tensors();
     void precompute_rope();
+    void pack_weights();
     void allocate_scratch();
     void allocate_attention_scratch();
     void build_info_json();
@@ -187,6 +188,7 @@ private:
     std::vector<LayerWeights> layers_;
     std::vector<float> output_norm_weight_, output_norm_bias_;
     std::vector<MtpHeadWeights> mtp_heads_;
+    std::vector<FloatBuffer> packed_weights_;  // storage of the weights' int8 panels (pack_weights)
     FloatBuffer rope_cos_, rope_sin_;
 
     mutable Scratch scratch_;

@@ -154,20 +154,38 @@ struct MatmulCase {
 
 // Runs matmul for one case and compares the outputs of every row_step-th row (and the last row)
 // with a float64 reference. Returns the number of mismatching outputs (and reports the first).
+// 64-byte aligned int8 panels of Q8_0 weights (pack_q8_panels); empty when the kernel set has
+// no int8 GEMM.
+struct Panels {
+    std::unique_ptr<uint8_t, decltype(&std::free)> bytes{nullptr, &std::free};
+    // Returns the view with panels attached (unchanged when there are none).
+    WeightView attach(WeightView view, mgl::ThreadPool *pool) {
+        const int64_t n = mgl::q8_panels_bytes(view);
+        if (n == 0) return view;
+        bytes.reset(static_cast<uint8_t *>(std::aligned_alloc(64, static_cast<size_t>(n))));
+        mgl::pack_q8_panels(pool, view, bytes.get());
+        view.q8_panels = bytes.get();
+        return view;
+    }
+};
+
+// With_panels: q8_0 weights get int8 panels first (where the kernel set has an int8 GEMM).
 int check_matmul(const MatmulCase &c, mgl::ThreadPool *pool, std::mt19937 &rng, const std::string &label,
-                 int64_t row_step = 1) {
+                 int64_t row_step = 1, bool with_panels = false) {
     const TestWeights w = make_weights(c.type, c.N, c.K, c.ld_pad, rng);
+    Panels panels;
+    const WeightView view = with_panels ? panels.attach(w.view(), pool) : w.view();
     const int64_t ldx = c.K + c.ldx_pad, ldy = c.N + c.ldy_pad;
     std::vector<float> X = random_vector(static_cast<size_t>(std::max<int64_t>(1, c.M * ldx)), rng);
     std::vector<float> bias = random_vector(static_cast<size_t>(c.N), rng);
     const float sentinel = -12345.0f;
     std::vector<float> Y(static_cast<size_t>(std::max<int64_t>(1, c.M * ldy)), sentinel);
-    mgl::matmul(pool, X.data(), c.M, ldx, w.view(), c.bias ? bias.data() : nullptr, Y.data(), ldy);
+    mgl::matmul(pool, X.data(), c.M, ldx, view, c.bias ? bias.data() : nullptr, Y.data(), ldy);
 
-    // The int8 routes (q8_0 weights with few rows, or with an int8 tile kernel) compute exactly
-    // with the quantized activations.
-    const bool int8_route = c.type == DType::Q8_0 &&
-                            (c.M < mgl::kern::kGemmMinRows || mgl::kern::active_kernels().tile_q8 != nullptr);
+    // The int8 routes (q8_0 weights with few rows, with panels, or with an int8 tile kernel)
+    // compute exactly with the quantized activations.
+    const bool int8_route = c.type == DType::Q8_0 && (c.M < mgl::kern::kGemmMinRows || view.q8_panels ||
+                                                      mgl::kern::active_kernels().tile_q8 != nullptr);
     int bad = 0;
     for (int64_t m = 0; m < c.M; ++m) {
         if (m % row_step != 0 && m != c.M - 1) continue;
@@ -289,6 +307,45 @@ TEST_CASE(matmul_large_shapes) {
     }
 }
 
+// Q8_0 weights with int8 panels: every row count takes the int8 GEMM, checked against the float64
+// reference, and each row of a product is bit-identical to that row multiplied alone (what a
+// speculative verification window relies on), whatever the pool.
+TEST_CASE(matmul_q8_0_with_panels) {
+    std::mt19937 rng(4321);
+    int packed_isas = 0;
+    for (Isa isa : supported_isas()) {
+        ForcedIsa forced(isa);
+        const bool int8_gemm = mgl::kern::active_kernels().tile_q8 != nullptr;
+        int variant = 0;
+        for (int64_t M : {1, 2, 3, 4, 5, 6, 7, 13, 70})
+            for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{1, 32}, {33, 96}, {130, 544}, {1000, 192}}) {
+                ++variant;
+                const MatmulCase c{DType::Q8_0, M, N, K, variant % 3 == 0 ? 5 : 0, variant % 2 ? 3 : 0, 0,
+                                   variant % 5 != 0};
+                check_matmul(c, pools().get(variant % 4), rng, case_label(isa, c, variant % 4) + " panels", 1, true);
+            }
+        const TestWeights w = make_weights(DType::Q8_0, 300, 192, 0, rng);
+        Panels panels;
+        const WeightView view = panels.attach(w.view(), pools().get(2));
+        CHECK_EQ(view.q8_panels != nullptr, int8_gemm);
+        if (!view.q8_panels) continue;
+        ++packed_isas;
+        CHECK(mgl::matmul_row_exact_rows(view) >= (int64_t(1) << 30));
+        const int64_t M = 9;
+        std::vector<float> X = random_vector(static_cast<size_t>(M * 192), rng);
+        for (int p = 0; p <= 3; ++p) {
+            std::vector<float> Y(static_cast<size_t>(M * 300)), alone(300);
+            mgl::matmul(pools().get(p), X.data(), M, 192, view, nullptr, Y.data(), 300);
+            for (int64_t m = 0; m < M; ++m) {
+                mgl::matmul(pools().get(3 - p), X.data() + m * 192, 1, 192, view, nullptr, alone.data(), 300);
+                CHECK(std::equal(alone.begin(), alone.end(), Y.begin() + m * 300));
+            }
+        }
+    }
+    // This machine's CPU decides whether any kernel set has an int8 GEMM; say so when none did.
+    if (packed_isas == 0) std::printf("note: no kernel set with an int8 GEMM on this CPU; panels untested\n");
+}
+
 // Results do not depend on the number of threads (each output is computed by one thread in a
 // fixed order).
 TEST_CASE(matmul_is_deterministic_across_pool_sizes) {
@@ -355,6 +412,58 @@ TEST_CASE(matmul_rejects_bad_arguments) {
     CHECK(mgl_test::contains(mgl_test::error_message([&] { run(w.view(), 2, 64, 3); }), "ldy"));
     CHECK_THROWS_STATUS(mgl::matmul(nullptr, nullptr, 2, 64, w.view(), nullptr, Y.data(), 4), MGL_ERR_INVALID_ARG);
     CHECK_THROWS_STATUS(mgl::matmul(nullptr, X.data(), 2, 64, w.view(), nullptr, nullptr, 4), MGL_ERR_INVALID_ARG);
+}
+
+// ------------------------------------------------------------------------------------------
+// element-wise functions
+
+// silu and e^x of every kernel set against float64 on random and edge inputs; the result of an
+// element does not depend on the length of the array or its place in it.
+TEST_CASE(silu_and_exp_every_kernel_set) {
+    std::mt19937 rng(99);
+    std::vector<float> x = random_vector(4099, rng, 12.0f);
+    const float edges[] = {0.0f, -0.0f, 1e-30f, -1e-30f, 80.0f, -80.0f, 87.0f, -87.0f, 88.0f, -88.0f, 100.0f,
+                           -100.0f, 1e6f, -1e6f};
+    std::copy(std::begin(edges), std::end(edges), x.begin());
+    const std::vector<float> mul = random_vector(x.size(), rng);
+    for (Isa isa : supported_isas()) {
+        ForcedIsa forced(isa);
+        const std::string name = mgl::kern::isa_name(isa);
+        std::vector<float> s = x, sm = x, e = x;
+        mgl::silu(s.data(), nullptr, int64_t(s.size()));
+        mgl::silu(sm.data(), mul.data(), int64_t(sm.size()));
+        const float shift = 3.5f;
+        mgl::exp_shifted(e.data(), shift, int64_t(e.size()));
+        int bad = 0;
+        for (size_t i = 0; i < x.size(); ++i) {
+            const double xi = x[i], silu_ref = xi / (1.0 + std::exp(-xi));
+            const double exp_in = double(x[i] - shift);  // the kernels subtract in float
+            const double exp_ref = std::exp(exp_in);
+            // Results below the smallest normal float may be flushed to it or to a subnormal; the
+            // exponentials of a softmax (x <= shift) never reach the top of the range.
+            const bool exp_ok = exp_in > 88.0 || std::fabs(e[i] - exp_ref) <= 4e-7 * exp_ref + 2e-38;
+            const bool ok = std::fabs(s[i] - silu_ref) <= 4e-7 * std::fabs(silu_ref) + 1e-30 &&
+                            std::fabs(sm[i] - silu_ref * mul[i]) <= 5e-7 * std::fabs(silu_ref * mul[i]) + 1e-30 &&
+                            exp_ok;
+            if (!ok && bad++ == 0)
+                mgl_test::report_failure(__FILE__, __LINE__, name + ": x = " + std::to_string(x[i]) + ": silu " +
+                                                                 std::to_string(s[i]) + ", exp " + std::to_string(e[i]));
+        }
+        CHECK_EQ(bad, 0);
+        CHECK_EQ(s[0], 0.0f);
+        CHECK_EQ(s[10], 100.0f);
+        // Pieces of every length at every offset give the same bits as the whole array.
+        for (int64_t offset : {0, 1, 3, 7, 13}) {
+            for (int64_t n : {1, 2, 5, 8, 15, 16, 17, 31, 33}) {
+                std::vector<float> piece(x.begin() + offset, x.begin() + offset + n);
+                mgl::silu(piece.data(), mul.data() + offset, n);
+                CHECK(std::equal(piece.begin(), piece.end(), sm.begin() + offset));
+                std::vector<float> ep(x.begin() + offset, x.begin() + offset + n);
+                mgl::exp_shifted(ep.data(), shift, n);
+                CHECK(std::equal(ep.begin(), ep.end(), e.begin() + offset));
+            }
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------------
