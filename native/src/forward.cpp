@@ -12,9 +12,10 @@
 // A verification window (self-speculative decoding, multi-token.md 5.5) is a segment that reads
 // the committed recurrent state and writes the state after each row into the state's ring, so
 // that keeping any prefix of the window needs no second pass. Its rows are computed exactly as
-// decoding them one at a time would be: projections in groups small enough for the GEMV route
-// (matmul_row_exact_rows) and attention one query row at a time over exactly the keys that row
-// sees, so greedy speculative decoding reproduces plain decoding bit for bit.
+// decoding them one at a time would be: projections in groups whose rows matmul computes as it
+// computes single rows (matmul_row_exact_rows: any size with int8 panels), and attention in such
+// groups with zero weights on the keys a row does not see, so greedy speculative decoding
+// reproduces plain decoding bit for bit.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -539,9 +540,11 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
 // keys up to its tile's last row.
 void ForwardPass::attention(int64_t layer, int64_t rows, int64_t kv0) {
     const int64_t H = cfg_.n_heads, dz = cfg_.head_z(), dv = cfg_.head_v(), Z = cfg_.z_dim, E = cfg_.value_dim;
-    // A window's rows one at a time: each row then sums over exactly the keys it sees, in the
-    // order decoding that row alone would.
-    const int64_t C = cfg_.chunk_size, T = window_ ? 1 : Model::kAttnTile;
+    // A window's rows in tiles that the GEMV route computes row by row: a row's scores and its
+    // sum over the keys it sees (zero weights for the keys after it) then come out exactly as
+    // when decoding that row alone, and the keys and values are read once for the tile.
+    const int64_t C = cfg_.chunk_size;
+    const int64_t T = window_ ? matmul_row_exact_rows(f32_view(nullptr, 0, 0, 0)) : Model::kAttnTile;
     const int64_t n_tiles = (rows + T - 1) / T;
     const float *keys = st_.keys(layer), *values_t = st_.values_t(layer);
     const float *q = s_.q.data(), *gate = s_.r.data();

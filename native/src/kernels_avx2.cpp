@@ -170,18 +170,29 @@ void gemv_rows(const WeightView &W, int64_t n0, int64_t n1, const float *X, int6
                 acc[m][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(X + m * ldx + k + 8), acc[m][1]);
             }
         }
+        // Chunk c of 8 columns always goes to accumulator c % 2 (the last one zero-padded): a
+        // row's sum then does not depend on K beyond zeros in X (attention over a window's
+        // padded keys relies on it).
         if (k + 8 <= K) {
             const __m256 w0 = load8<T>(row, k);
             MGL_UNROLL
             for (int m = 0; m < M; ++m) acc[m][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(X + m * ldx + k), acc[m][0]);
             k += 8;
         }
-        MGL_UNROLL
-        for (int m = 0; m < M; ++m) {
-            float s = hsum(_mm256_add_ps(acc[m][0], acc[m][1]));
-            for (int64_t t = k; t < K; ++t) s += load1<T>(row, t) * X[m * ldx + t];
-            Y[m * ldy + n] = s + (bias ? bias[n] : 0.0f);
+        if (k < K) {
+            const int half = int(k / 8) & 1;
+            alignas(32) float wt[8] = {0}, xt[8];
+            for (int64_t t = k; t < K; ++t) wt[t - k] = load1<T>(row, t);
+            const __m256 w = _mm256_load_ps(wt);
+            MGL_UNROLL
+            for (int m = 0; m < M; ++m) {
+                std::fill(xt, xt + 8, 0.0f);
+                std::copy(X + m * ldx + k, X + m * ldx + K, xt);
+                acc[m][half] = _mm256_fmadd_ps(w, _mm256_load_ps(xt), acc[m][half]);
+            }
         }
+        MGL_UNROLL
+        for (int m = 0; m < M; ++m) Y[m * ldy + n] = hsum(_mm256_add_ps(acc[m][0], acc[m][1])) + (bias ? bias[n] : 0.0f);
     }
 }
 

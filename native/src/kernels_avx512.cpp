@@ -102,12 +102,15 @@ void gemv_rows(const WeightView &W, int64_t n0, int64_t n1, const float *X, int6
                 acc[m][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(X + m * ldx + k + 16), acc[m][1]);
             }
         }
+        // Chunk c of 16 columns always goes to accumulator c % 2: a row's sum then does not
+        // depend on K beyond zeros in X (attention over a window's padded keys relies on it).
         for (; k < K; k += 16) {
             const __mmask16 mask = K - k >= 16 ? all : __mmask16((1u << (K - k)) - 1);
             const __m512 w = load16<T>(row, k, mask);
+            const int half = int(k / 16) & 1;
             MGL_UNROLL
             for (int m = 0; m < M; ++m)
-                acc[m][0] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, X + m * ldx + k), acc[m][0]);
+                acc[m][half] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(mask, X + m * ldx + k), acc[m][half]);
         }
         MGL_UNROLL
         for (int m = 0; m < M; ++m)

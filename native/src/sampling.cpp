@@ -26,6 +26,19 @@ inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 // NaN logits take no part in sampling (they would break the orderings below).
 inline float sanitised(float x) { return std::isnan(x) ? -std::numeric_limits<float>::infinity() : x; }
 
+// Index of the first largest value, NaN counting as -inf (0 when nothing is above -inf). Two
+// passes that the compiler vectorises: greedy decoding calls this once per generated or
+// verified token.
+int32_t first_max(const float *x, int32_t n) {
+    const float lowest = -std::numeric_limits<float>::infinity();
+    float best = lowest;
+    for (int32_t i = 0; i < n; ++i) best = x[i] > best ? x[i] : best;
+    if (best == lowest) return 0;
+    for (int32_t i = 0; i < n; ++i)
+        if (x[i] == best) return i;
+    return 0;
+}
+
 }  // namespace
 
 Rng::Rng(uint64_t seed) {
@@ -88,12 +101,14 @@ int32_t Sampler::filter(const float *logits, int32_t n_vocab, const int32_t *his
     if (!logits) fail(MGL_ERR_INVALID_ARG, "sampling: logits is null");
     if (n_vocab <= 0) fail(MGL_ERR_INVALID_ARG, "sampling: n_vocab must be positive");
     if (n_history > 0 && !history) fail(MGL_ERR_INVALID_ARG, "sampling: history is null");
+    const bool penalise = params_.repeat_penalty != 1.0f && params_.repeat_last_n != 0 && n_history > 0;
+    if (params_.temperature <= 0 && !penalise) return first_max(logits, n_vocab);
     work_.resize(size_t(n_vocab));
     for (int32_t i = 0; i < n_vocab; ++i) work_[size_t(i)] = sanitised(logits[i]);
 
     // Repetition penalty over the distinct tokens of the window (llama style: positive logits
     // divided, negative ones multiplied).
-    if (params_.repeat_penalty != 1.0f && params_.repeat_last_n != 0 && n_history > 0) {
+    if (penalise) {
         const size_t window = params_.repeat_last_n < 0 ? n_history : std::min(n_history, size_t(params_.repeat_last_n));
         penalised_.assign(history + (n_history - window), history + n_history);
         std::sort(penalised_.begin(), penalised_.end());
@@ -105,12 +120,7 @@ int32_t Sampler::filter(const float *logits, int32_t n_vocab, const int32_t *his
         }
     }
 
-    if (params_.temperature <= 0) {
-        int32_t best = 0;
-        for (int32_t i = 1; i < n_vocab; ++i)
-            if (work_[size_t(i)] > work_[size_t(best)]) best = i;
-        return best;
-    }
+    if (params_.temperature <= 0) return first_max(work_.data(), n_vocab);
 
     const float inv_t = 1.0f / params_.temperature;
     candidates_.resize(size_t(n_vocab));

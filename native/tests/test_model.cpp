@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -857,6 +858,15 @@ TEST_CASE(sampler_is_deterministic_and_follows_its_filters) {
     mgl_sampler *s = nullptr;
     CHECK_EQ(mgl_sampler_create(&greedy, &s), MGL_OK);
     CHECK_EQ(mgl_sampler_sample(s, close.data(), 3, nullptr, 0), 0);
+    // Greedy picks the first largest logit; NaN never wins; nothing above -inf gives token 0.
+    const float inf = std::numeric_limits<float>::infinity();
+    std::vector<float> ties = {NAN, 1.0f, 3.0f, -inf, 3.0f, NAN};
+    CHECK_EQ(mgl_sampler_sample(s, ties.data(), 6, nullptr, 0), 2);
+    std::vector<float> nothing = {NAN, -inf, NAN};
+    CHECK_EQ(mgl_sampler_sample(s, nothing.data(), 3, nullptr, 0), 0);
+    std::vector<float> last(4099, -5.0f);
+    last[4098] = -4.0f;
+    CHECK_EQ(mgl_sampler_sample(s, last.data(), 4099, nullptr, 0), 4098);
     mgl_sampler_free(s);
     greedy.repeat_penalty = 1.5f;
     CHECK_EQ(mgl_sampler_create(&greedy, &s), MGL_OK);
