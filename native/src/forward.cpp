@@ -107,67 +107,23 @@ void timestep_norm(const float *x, int64_t rows, int64_t D, int64_t G, int64_t g
     }
 }
 
-// CEMA step recurrence (megalodon.md 2.2) for channels [d0, d1) over `rows` rows, updating the
-// state in place. State and coefficients are [N][D] so the inner loop runs along contiguous
-// channels.
-void cema_rows(const LayerWeights &w, float *__restrict h_re, float *__restrict h_im, const float *x_hat,
+// CEMA step recurrence (megalodon.md 2.2) for channels [d0, d1) over `rows` rows: row t reads
+// the state before it and writes the state after it (in place for an ordinary segment, into
+// its ring slot in a verification window: the same kernel, so the rows come out bit-identical).
+// State and coefficients are [N][D] so the kernel runs along contiguous channels.
+void cema_rows(const LayerWeights &w, const RowStates &re_states, const RowStates &im_states, const float *x_hat,
                float *c, int64_t rows, int64_t D, int64_t N, int64_t d0, int64_t d1) {
     for (int64_t t = 0; t < rows; ++t) {
-        const float *__restrict xt = x_hat + t * D;
-        float *__restrict ct = c + t * D;
-        for (int64_t d = d0; d < d1; ++d) ct[d] = w.cema_omega[size_t(d)] * xt[d];
-        for (int64_t n = 0; n < N; ++n) {
-            const int64_t off = n * D;
-            const float *__restrict qr = w.cema_q_re.data() + off;
-            const float *__restrict qi = w.cema_q_im.data() + off;
-            const float *__restrict p = w.cema_p.data() + off;
-            const float *__restrict er = w.cema_eta_re.data() + off;
-            const float *__restrict ei = w.cema_eta_im.data() + off;
-            float *__restrict hr = h_re + off;
-            float *__restrict hi = h_im + off;
-            for (int64_t d = d0; d < d1; ++d) {
-                const float re = qr[d] * hr[d] - qi[d] * hi[d] + p[d] * xt[d];
-                const float im = qr[d] * hi[d] + qi[d] * hr[d];
-                hr[d] = re;
-                hi[d] = im;
-                ct[d] += er[d] * re - ei[d] * im;
-            }
-        }
-    }
-}
-
-// One CEMA step of one row for channels [d0, d1) and one of the N state rows, from the state
-// (hr, hi) into the distinct arrays (hr_o, hi_o). (Restrict parameters: this is what lets the
-// compiler vectorise it.)
-inline void cema_step_to(const float *__restrict qr, const float *__restrict qi, const float *__restrict p,
-                         const float *__restrict er, const float *__restrict ei, const float *__restrict xt,
-                         float *__restrict ct, const float *__restrict hr, const float *__restrict hi,
-                         float *__restrict hr_o, float *__restrict hi_o, int64_t d0, int64_t d1) {
-    for (int64_t d = d0; d < d1; ++d) {
-        const float re = qr[d] * hr[d] - qi[d] * hi[d] + p[d] * xt[d];
-        const float im = qr[d] * hi[d] + qi[d] * hr[d];
-        hr_o[d] = re;
-        hi_o[d] = im;
-        ct[d] += er[d] * re - ei[d] * im;
-    }
-}
-
-// The same recurrence for a verification window: row t reads the state before it (the
-// committed state for t = 0) and writes the state after it into its own ring slot. The
-// arithmetic is that of cema_rows, so the rows come out bit-identical.
-void cema_rows_captured(const LayerWeights &w, const RowStates &re_states, const RowStates &im_states,
-                        const float *x_hat, float *c, int64_t rows, int64_t D, int64_t N, int64_t d0, int64_t d1) {
-    for (int64_t t = 0; t < rows; ++t) {
-        const float *xt = x_hat + t * D;
-        float *ct = c + t * D;
+        const float *xt = x_hat + t * D + d0;
+        float *ct = c + t * D + d0;
         const float *h_re = re_states.read(t), *h_im = im_states.read(t);
         float *out_re = re_states.write(t), *out_im = im_states.write(t);
-        for (int64_t d = d0; d < d1; ++d) ct[d] = w.cema_omega[size_t(d)] * xt[d];
+        for (int64_t d = d0; d < d1; ++d) c[t * D + d] = w.cema_omega[size_t(d)] * x_hat[t * D + d];
         for (int64_t n = 0; n < N; ++n) {
-            const int64_t off = n * D;
-            cema_step_to(w.cema_q_re.data() + off, w.cema_q_im.data() + off, w.cema_p.data() + off,
-                         w.cema_eta_re.data() + off, w.cema_eta_im.data() + off, xt, ct, h_re + off, h_im + off,
-                         out_re + off, out_im + off, d0, d1);
+            const int64_t off = n * D + d0;
+            const CemaRow row{w.cema_q_re.data() + off, w.cema_q_im.data() + off, w.cema_p.data() + off,
+                              w.cema_eta_re.data() + off, w.cema_eta_im.data() + off};
+            cema_step(row, xt, ct, h_re + off, h_im + off, out_re + off, out_im + off, d1 - d0);
         }
     }
 }
@@ -184,13 +140,15 @@ void masked_softmax(float *s, int64_t visible, int64_t n) {
     for (int64_t j = visible; j < n; ++j) s[j] = 0.0f;
 }
 
-WeightView f32_view(const float *data, int64_t rows, int64_t cols, int64_t ld) {
+// F32 weights [rows][cols] stored transposed: element (n, k) at data[k * ld + n].
+WeightView transposed_view(const float *data, int64_t rows, int64_t cols, int64_t ld) {
     WeightView w;
     w.type = DType::F32;
     w.data = data;
     w.rows = rows;
     w.cols = cols;
     w.ld = ld;
+    w.transposed = true;
     return w;
 }
 
@@ -448,10 +406,7 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
     const RowStates h_re = row_states(rows, re_after_, [&](size_t slot) { return st_.cema_re(layer, slot); });
     const RowStates h_im = row_states(rows, im_after_, [&](size_t slot) { return st_.cema_im(layer, slot); });
     parallel_ranges(pool_, D, rows * N * 8, [&](int64_t d0, int64_t d1) {
-        if (h_re.in_place)
-            cema_rows(w, h_re.in_place, h_im.in_place, x_hat, m, rows, D, N, d0, d1);
-        else
-            cema_rows_captured(w, h_re, h_im, x_hat, m, rows, D, N, d0, d1);
+        cema_rows(w, h_re, h_im, x_hat, m, rows, D, N, d0, d1);
     });
 
     // RMSNorm of the CEMA output.
@@ -470,14 +425,14 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
 
     // Per-head Z normalisation, Q/K affine, RoPE at the chunk position; K and silu(V) appended
     // to the state's KV; silu of the gate.
-    float *keys = st_.keys(layer), *values_t = st_.values_t(layer);
+    float *keys_t = st_.keys_t(layer), *values = st_.values(layer);
     const float *rope_cos = model_.rope_cos().data(), *rope_sin = model_.rope_sin().data();
     const int64_t half = dz / 2;
     parallel_ranges(pool_, rows, 4 * Z + 3 * E, [&](int64_t r0, int64_t r1) {
         for (int64_t i = r0; i < r1; ++i) {
             const int64_t pos = kv0 + i;
             const float *zi = z + i * Z;
-            float *qi = q + i * Z, *ki = keys + pos * Z;
+            float *qi = q + i * Z, *ki = keys_t + pos;  // column pos, stride C
             const float *cs = rope_cos + pos * half, *sn = rope_sin + pos * half;
             for (int64_t h = 0; h < H; ++h) {
                 const int64_t o = h * dz;
@@ -491,13 +446,13 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
                     const float k1 = z1 * w.k_scale[size_t(j1)] + w.k_bias[size_t(j1)];
                     qi[j0] = q0 * cs[p] - q1 * sn[p];
                     qi[j1] = q0 * sn[p] + q1 * cs[p];
-                    ki[j0] = k0 * cs[p] - k1 * sn[p];
-                    ki[j1] = k0 * sn[p] + k1 * cs[p];
+                    ki[j0 * C] = k0 * cs[p] - k1 * sn[p];
+                    ki[j1 * C] = k0 * sn[p] + k1 * cs[p];
                 }
             }
-            float *vi = v + i * E;
+            float *vi = values + pos * E;
+            std::copy(v + i * E, v + (i + 1) * E, vi);
             silu(vi, nullptr, E);
-            for (int64_t e = 0; e < E; ++e) values_t[e * C + pos] = vi[e];
             silu(r + i * E, nullptr, E);
         }
     });
@@ -544,9 +499,9 @@ void ForwardPass::attention(int64_t layer, int64_t rows, int64_t kv0) {
     // sum over the keys it sees (zero weights for the keys after it) then come out exactly as
     // when decoding that row alone, and the keys and values are read once for the tile.
     const int64_t C = cfg_.chunk_size;
-    const int64_t T = window_ ? matmul_row_exact_rows(f32_view(nullptr, 0, 0, 0)) : Model::kAttnTile;
+    const int64_t T = window_ ? matmul_row_exact_rows(transposed_view(nullptr, 0, 0, 0)) : Model::kAttnTile;
     const int64_t n_tiles = (rows + T - 1) / T;
-    const float *keys = st_.keys(layer), *values_t = st_.values_t(layer);
+    const float *keys_t = st_.keys_t(layer), *values = st_.values(layer);
     const float *q = s_.q.data(), *gate = s_.r.data();
     float *o = s_.o.data();
     auto task = [&](int64_t t, int thread) {
@@ -555,10 +510,11 @@ void ForwardPass::attention(int64_t layer, int64_t rows, int64_t kv0) {
         const int64_t i0 = tile * T, i1 = std::min(rows, i0 + T), tr = i1 - i0;
         const int64_t n_keys = kv0 + i1;
         float *scores = s_.attn_scores.data() + int64_t(thread) * T * C;
-        matmul(nullptr, q + i0 * Z + h * dz, tr, Z, f32_view(keys + h * dz, n_keys, dz, Z), nullptr, scores, n_keys);
+        matmul(nullptr, q + i0 * Z + h * dz, tr, Z, transposed_view(keys_t + h * dz * C, n_keys, dz, C), nullptr,
+               scores, n_keys);
         for (int64_t i = 0; i < tr; ++i) masked_softmax(scores + i * n_keys, kv0 + i0 + i + 1, n_keys);
         float *oh = o + i0 * E + h * dv;
-        matmul(nullptr, scores, tr, n_keys, f32_view(values_t + h * dv * C, dv, n_keys, C), nullptr, oh, E);
+        matmul(nullptr, scores, tr, n_keys, transposed_view(values + h * dv, dv, n_keys, E), nullptr, oh, E);
         for (int64_t i = 0; i < tr; ++i) {
             float *oi = oh + i * E;
             const float *gi = gate + (i0 + i) * E + h * dv;

@@ -242,6 +242,23 @@ void scalar_dequantize_row(const WeightView &W, int64_t row, float *out) {
     load_row_run(W, row, 0, W.cols, out);
 }
 
+void scalar_gemv_t(const WeightView &W, int64_t n0, int64_t n1, const float *X, int64_t ldx, int64_t m_rows,
+                   const float *bias, float *Y, int64_t ldy) {
+    const float *w = static_cast<const float *>(W.data);
+    const int64_t ld = transposed_ld(W);
+    for (int64_t m = 0; m < m_rows; ++m) {
+        float *y = Y + m * ldy;
+        for (int64_t n = n0; n < n1; ++n) y[n] = 0.0f;
+        for (int64_t k = 0; k < W.cols; ++k) {
+            const float x = X[m * ldx + k];
+            const float *wk = w + k * ld;
+            for (int64_t n = n0; n < n1; ++n) y[n] = std::fma(x, wk[n], y[n]);
+        }
+        if (bias)
+            for (int64_t n = n0; n < n1; ++n) y[n] += bias[n];
+    }
+}
+
 void scalar_silu(float *x, const float *mul, int64_t n) {
     for (int64_t i = 0; i < n; ++i) {
         const float s = x[i] / (1.0f + std::exp(-x[i]));
@@ -253,10 +270,22 @@ void scalar_exp_shifted(float *x, float shift, int64_t n) {
     for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i] - shift);
 }
 
+void scalar_cema_step(const CemaRow &row, const float *x, float *c, const float *h_re, const float *h_im,
+                      float *out_re, float *out_im, int64_t n) {
+    for (int64_t d = 0; d < n; ++d) {
+        const float hr = h_re[d], hi = h_im[d];
+        const float re = std::fma(row.q_re[d], hr, std::fma(row.p[d], x[d], -row.q_im[d] * hi));
+        const float im = std::fma(row.q_re[d], hi, row.q_im[d] * hr);
+        out_re[d] = re;
+        out_im[d] = im;
+        c[d] = std::fma(row.eta_re[d], re, std::fma(-row.eta_im[d], im, c[d]));
+    }
+}
+
 const KernelTable kScalarTable = {
     Isa::Scalar, "scalar", kScalarMr, kScalarNr, scalar_pack_b, scalar_pack_a, scalar_tile,
-    scalar_gemv, scalar_gemv_q8, scalar_quantize_q8, scalar_dequantize_row, 0, nullptr, nullptr,
-    scalar_silu, scalar_exp_shifted,
+    scalar_gemv, scalar_gemv_t, scalar_gemv_q8, scalar_quantize_q8, scalar_dequantize_row, 0, nullptr, nullptr,
+    scalar_silu, scalar_exp_shifted, scalar_cema_step,
 };
 
 // ------------------------------------------------------------------------------------------
@@ -393,6 +422,19 @@ struct TaskGrid {
     }
 };
 
+// Packs a weight panel (KernelTable::pack_b) for any weights: transposed F32 ones are copied here,
+// nr contiguous floats per depth.
+void pack_weights(const KernelTable &kt, const WeightView &W, int64_t n0, int64_t k0, int64_t kc, int nr, float *dst) {
+    if (!W.transposed) return kt.pack_b(W, n0, k0, kc, nr, dst);
+    const float *w = static_cast<const float *>(W.data);
+    const int64_t ld = transposed_ld(W), cols = std::clamp<int64_t>(W.rows - n0, 0, nr);
+    for (int64_t k = 0; k < kc; ++k) {
+        const float *src = w + (k0 + k) * ld + n0;
+        std::copy(src, src + cols, dst + k * nr);
+        std::fill(dst + k * nr + cols, dst + (k + 1) * nr, 0.0f);
+    }
+}
+
 // Multiplies activation panels [mp0, mp1) (packed consecutively at `a`, kc deep) with one packed
 // weight panel, into the columns [col0, col0 + nr) of Y. Tiles that would overrun the last column
 // of Y go through a scratch block.
@@ -439,7 +481,7 @@ void gemm_few_rows(ThreadPool *pool, const KernelTable &kt, const float *X, int6
         float *bpack = t_packed_panel.get<float>(std::min(kKc, K) * nr);
         for (int64_t k0 = 0; k0 < K; k0 += kKc) {
             const int64_t kc = std::min(kKc, K - k0);
-            kt.pack_b(W, p * nr, k0, kc, static_cast<int>(nr), bpack);
+            pack_weights(kt, W, p * nr, k0, kc, static_cast<int>(nr), bpack);
             multiply_panel(kt, kc, apack + k0 * m_panels * mr, 0, m_panels, M, bpack, p * nr, N, Y, ldy, k0 > 0,
                            k0 + kc == K && bias ? bias + p * nr : nullptr);
         }
@@ -462,7 +504,8 @@ void gemm_many_rows(ThreadPool *pool, const KernelTable &kt, const float *X, int
         run_ranges(pool, pn, [&](int64_t p) {
             for (int64_t k0 = 0; k0 < K; k0 += kKc) {
                 const int64_t kc = std::min(kKc, K - k0);
-                kt.pack_b(W, (pass_begin + p) * nr, k0, kc, static_cast<int>(nr), packed + (k0 * pn + p * kc) * nr);
+                pack_weights(kt, W, (pass_begin + p) * nr, k0, kc, static_cast<int>(nr),
+                             packed + (k0 * pn + p * kc) * nr);
             }
         });
         const TaskGrid grid(m_panels, pn, threads);
@@ -569,7 +612,7 @@ void gemv(ThreadPool *pool, const KernelTable &kt, const float *X, int64_t M, in
                 Q8Rows part{xq.q + m0 * K, xq.d + m0 * n_blocks, xq.sum + m0 * n_blocks, K};
                 kt.gemv_q8(W, n0, n1, part, m_rows, bias, Y + m0 * ldy, ldy);
             } else {
-                kt.gemv(W, n0, n1, X + m0 * ldx, ldx, m_rows, bias, Y + m0 * ldy, ldy);
+                (W.transposed ? kt.gemv_t : kt.gemv)(W, n0, n1, X + m0 * ldx, ldx, m_rows, bias, Y + m0 * ldy, ldy);
             }
         }
     });
@@ -587,9 +630,17 @@ void validate_weights(const WeightView &W, const char *fn) {
              where + "shape " + std::to_string(W.rows) + " x " + std::to_string(W.cols) + " is negative");
     if (W.type == DType::Q8_0 && W.cols % kQ8Block != 0)
         fail(MGL_ERR_INVALID_ARG, where + "cols = " + std::to_string(W.cols) + " is not a multiple of 32 (q8_0)");
-    if (W.ld != 0 && W.ld != W.cols && W.type != DType::F32)
+    if (W.transposed && W.type != DType::F32) fail(MGL_ERR_INVALID_ARG, where + "only f32 weights may be transposed");
+    if (W.transposed && W.q8_panels) fail(MGL_ERR_INVALID_ARG, where + "transposed weights have no int8 panels");
+    if (W.transposed) {
+        if (W.ld < 0 || (W.ld != 0 && W.ld < W.rows))
+            fail(MGL_ERR_INVALID_ARG,
+                 where + "ld = " + std::to_string(W.ld) + " is smaller than rows = " + std::to_string(W.rows) +
+                     " (transposed)");
+    } else if (W.ld != 0 && W.ld != W.cols && W.type != DType::F32) {
         fail(MGL_ERR_INVALID_ARG, where + "ld = " + std::to_string(W.ld) + " != cols: only f32 rows may be strided");
-    if (W.ld < 0 || (W.ld != 0 && W.ld < W.cols))
+    }
+    if (!W.transposed && (W.ld < 0 || (W.ld != 0 && W.ld < W.cols)))
         fail(MGL_ERR_INVALID_ARG,
              where + "ld = " + std::to_string(W.ld) + " is smaller than cols = " + std::to_string(W.cols));
     if (!W.data && W.rows > 0 && W.cols > 0) fail(MGL_ERR_INVALID_ARG, where + "data is null");
@@ -679,6 +730,11 @@ void silu(float *x, const float *mul, int64_t n) { kern::active_table().silu(x, 
 
 void exp_shifted(float *x, float shift, int64_t n) { kern::active_table().exp_shifted(x, shift, n); }
 
+void cema_step(const CemaRow &row, const float *x, float *c, const float *h_re, const float *h_im, float *out_re,
+               float *out_im, int64_t n) {
+    kern::active_table().cema_step(row, x, c, h_re, h_im, out_re, out_im, n);
+}
+
 void dequantize_row(const WeightView &W, int64_t row, float *out) {
     kern::validate_weights(W, "dequantize_row");
     if (row < 0 || row >= W.rows)
@@ -686,6 +742,11 @@ void dequantize_row(const WeightView &W, int64_t row, float *out) {
                                       std::to_string(W.rows) + ")");
     if (W.cols == 0) return;
     if (!out) fail(MGL_ERR_INVALID_ARG, "dequantize_row: out is null");
+    if (W.transposed) {
+        const float *w = static_cast<const float *>(W.data);
+        for (int64_t k = 0; k < W.cols; ++k) out[k] = w[k * kern::transposed_ld(W) + row];
+        return;
+    }
     kern::active_table().dequantize_row(W, row, out);
 }
 

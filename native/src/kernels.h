@@ -17,7 +17,11 @@ struct WeightView {
     const void *data = nullptr;
     int64_t rows = 0;
     int64_t cols = 0;
-    int64_t ld = 0;  // F32 only; 0 means cols
+    int64_t ld = 0;  // F32 only; 0 means cols (rows when transposed)
+    // F32 only: W is stored transposed, element (n, k) at data[k * ld + n] (ld >= rows). Attention
+    // reads the chunk's keys and values this way: decoding one row is then a sweep of
+    // multiply-adds over contiguous rows, with no horizontal sums.
+    bool transposed = false;
     // Q8_0 only: all of W repacked by pack_q8_panels, or null. With panels every product takes
     // the int8 GEMM, for any number of rows, without packing the weights per call.
     const uint8_t *q8_panels = nullptr;
@@ -47,6 +51,16 @@ void pack_q8_panels(ThreadPool *pool, const WeightView &W, uint8_t *dst);
 void silu(float *x, const float *mul, int64_t n);
 // x[i] = e^(x[i] - shift) for i < n.
 void exp_shifted(float *x, float shift, int64_t n);
+
+// Coefficients of one of the N state rows of a CEMA layer, for the channels that x, c and the
+// states of cema_step start at: q = q_re + i·q_im, p, η = eta_re + i·eta_im.
+struct CemaRow {
+    const float *q_re, *q_im, *p, *eta_re, *eta_im;
+};
+// One CEMA step (megalodon.md 2.2) of channels [0, n) for one state row: h' = q·h + p·x,
+// c += Re(η·h'), h' into out (which may be h itself). Element-wise, like silu.
+void cema_step(const CemaRow &row, const float *x, float *c, const float *h_re, const float *h_im, float *out_re,
+               float *out_im, int64_t n);
 
 // out[cols] = row `row` of W as f32.
 void dequantize_row(const WeightView &W, int64_t row, float *out);

@@ -196,6 +196,60 @@ void gemv_rows(const WeightView &W, int64_t n0, int64_t n1, const float *X, int6
     }
 }
 
+// Transposed f32 weights: blocks of 32 columns, each output summed over k in order (one FMA per
+// row and k), so a row's results do not depend on the other rows, the column range or K.
+template <int M>
+void gemv_t_rows(const WeightView &W, int64_t n0, int64_t n1, const float *X, int64_t ldx, const float *bias,
+                 float *Y, int64_t ldy) {
+    constexpr int U = 4;
+    const float *w = static_cast<const float *>(W.data);
+    const int64_t ld = transposed_ld(W), K = W.cols;
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int64_t n = n0; n < n1; n += 8 * U) {
+        __m256i mask[U];
+        MGL_UNROLL
+        for (int u = 0; u < U; ++u) {
+            const int64_t left = std::clamp<int64_t>(n1 - (n + 8 * u), 0, 8);
+            mask[u] = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(left)), lanes);
+        }
+        __m256 acc[M][U];
+        MGL_UNROLL
+        for (int m = 0; m < M; ++m)
+            MGL_UNROLL
+            for (int u = 0; u < U; ++u) acc[m][u] = _mm256_setzero_ps();
+        for (int64_t k = 0; k < K; ++k) {
+            const float *wk = w + k * ld + n;
+            __m256 wv[U];
+            MGL_UNROLL
+            for (int u = 0; u < U; ++u) wv[u] = _mm256_maskload_ps(wk + 8 * u, mask[u]);
+            MGL_UNROLL
+            for (int m = 0; m < M; ++m) {
+                const __m256 x = _mm256_set1_ps(X[m * ldx + k]);
+                MGL_UNROLL
+                for (int u = 0; u < U; ++u) acc[m][u] = _mm256_fmadd_ps(x, wv[u], acc[m][u]);
+            }
+        }
+        MGL_UNROLL
+        for (int m = 0; m < M; ++m)
+            MGL_UNROLL
+            for (int u = 0; u < U; ++u) {
+                __m256 v = acc[m][u];
+                if (bias) v = _mm256_add_ps(v, _mm256_maskload_ps(bias + n + 8 * u, mask[u]));
+                _mm256_maskstore_ps(Y + m * ldy + n + 8 * u, mask[u], v);
+            }
+    }
+}
+
+void gemv_t(const WeightView &W, int64_t n0, int64_t n1, const float *X, int64_t ldx, int64_t m_rows,
+            const float *bias, float *Y, int64_t ldy) {
+    switch (m_rows) {
+        case 1: gemv_t_rows<1>(W, n0, n1, X, ldx, bias, Y, ldy); break;
+        case 2: gemv_t_rows<2>(W, n0, n1, X, ldx, bias, Y, ldy); break;
+        case 3: gemv_t_rows<3>(W, n0, n1, X, ldx, bias, Y, ldy); break;
+        default: gemv_t_rows<4>(W, n0, n1, X, ldx, bias, Y, ldy); break;
+    }
+}
+
 template <DType T>
 void gemv_typed(const WeightView &W, int64_t n0, int64_t n1, const float *X, int64_t ldx, int64_t m_rows,
                 const float *bias, float *Y, int64_t ldy) {
@@ -437,14 +491,47 @@ void exp_shifted(float *x, float shift, int64_t n) {
     map8(x, nullptr, n, [&](__m256 v) { return exp8(_mm256_sub_ps(v, s)); });
 }
 
+// The scalar kernel's operations eight channels at a time; the last partial vector goes through
+// padded copies, so every channel takes the same instructions.
+inline void cema8(const CemaRow &row, int64_t d, const float *x, float *c, const float *h_re, const float *h_im,
+                  float *out_re, float *out_im) {
+    const __m256 hr = _mm256_loadu_ps(h_re + d), hi = _mm256_loadu_ps(h_im + d);
+    const __m256 qr = _mm256_loadu_ps(row.q_re + d), qi = _mm256_loadu_ps(row.q_im + d);
+    const __m256 re =
+        _mm256_fmadd_ps(qr, hr, _mm256_fmadd_ps(_mm256_loadu_ps(row.p + d), _mm256_loadu_ps(x + d),
+                                                _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(qi, hi))));
+    const __m256 im = _mm256_fmadd_ps(qr, hi, _mm256_mul_ps(qi, hr));
+    _mm256_storeu_ps(out_re + d, re);
+    _mm256_storeu_ps(out_im + d, im);
+    const __m256 ei = _mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(row.eta_im + d));
+    _mm256_storeu_ps(c + d, _mm256_fmadd_ps(_mm256_loadu_ps(row.eta_re + d), re,
+                                            _mm256_fmadd_ps(ei, im, _mm256_loadu_ps(c + d))));
+}
+
+void cema_step(const CemaRow &row, const float *x, float *c, const float *h_re, const float *h_im, float *out_re,
+               float *out_im, int64_t n) {
+    int64_t d = 0;
+    for (; d + 8 <= n; d += 8) cema8(row, d, x, c, h_re, h_im, out_re, out_im);
+    if (d == n) return;
+    alignas(32) float t[11][8] = {};
+    const int64_t left = n - d;
+    const float *src[] = {row.q_re, row.q_im, row.p, row.eta_re, row.eta_im, x, c, h_re, h_im};
+    for (int a = 0; a < 9; ++a) std::copy(src[a] + d, src[a] + n, t[a]);
+    const CemaRow padded{t[0], t[1], t[2], t[3], t[4]};
+    cema8(padded, 0, t[5], t[6], t[7], t[8], t[9], t[10]);
+    std::copy(t[6], t[6] + left, c + d);
+    std::copy(t[9], t[9] + left, out_re + d);
+    std::copy(t[10], t[10] + left, out_im + d);
+}
+
 }  // namespace
 
 const KernelTable &avx2_kernels() {
     static const KernelTable table = {
         Isa::Avx2, "avx2+fma", kMr, kNr, avx2::pack_b, avx2::pack_a, tile,
-        gemv, avx2::gemv_q8, avx2::quantize_q8, avx2::dequantize_row,
+        gemv, gemv_t, avx2::gemv_q8, avx2::quantize_q8, avx2::dequantize_row,
         0, nullptr, nullptr,  // int8 GEMM: without VNNI it does no fewer operations than f32
-        silu, exp_shifted,
+        silu, exp_shifted, cema_step,
     };
     return table;
 }

@@ -139,6 +139,59 @@ void gemv(const WeightView &W, int64_t n0, int64_t n1, const float *X, int64_t l
     }
 }
 
+// Transposed f32 weights: blocks of 64 columns, each output summed over k in order (one FMA per
+// row and k), so a row's results do not depend on the other rows, the column range or K.
+template <int M>
+void gemv_t_rows(const WeightView &W, int64_t n0, int64_t n1, const float *X, int64_t ldx, const float *bias,
+                 float *Y, int64_t ldy) {
+    constexpr int U = 4;
+    const float *w = static_cast<const float *>(W.data);
+    const int64_t ld = transposed_ld(W), K = W.cols;
+    for (int64_t n = n0; n < n1; n += 16 * U) {
+        __mmask16 mask[U];
+        MGL_UNROLL
+        for (int u = 0; u < U; ++u) {
+            const int64_t left = n1 - (n + 16 * u);
+            mask[u] = left >= 16 ? __mmask16(0xffff) : left > 0 ? __mmask16((1u << left) - 1) : __mmask16(0);
+        }
+        __m512 acc[M][U];
+        MGL_UNROLL
+        for (int m = 0; m < M; ++m)
+            MGL_UNROLL
+            for (int u = 0; u < U; ++u) acc[m][u] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < K; ++k) {
+            const float *wk = w + k * ld + n;
+            __m512 wv[U];
+            MGL_UNROLL
+            for (int u = 0; u < U; ++u) wv[u] = _mm512_maskz_loadu_ps(mask[u], wk + 16 * u);
+            MGL_UNROLL
+            for (int m = 0; m < M; ++m) {
+                const __m512 x = _mm512_set1_ps(X[m * ldx + k]);
+                MGL_UNROLL
+                for (int u = 0; u < U; ++u) acc[m][u] = _mm512_fmadd_ps(x, wv[u], acc[m][u]);
+            }
+        }
+        MGL_UNROLL
+        for (int m = 0; m < M; ++m)
+            MGL_UNROLL
+            for (int u = 0; u < U; ++u) {
+                __m512 v = acc[m][u];
+                if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask[u], bias + n + 16 * u));
+                _mm512_mask_storeu_ps(Y + m * ldy + n + 16 * u, mask[u], v);
+            }
+    }
+}
+
+void gemv_t(const WeightView &W, int64_t n0, int64_t n1, const float *X, int64_t ldx, int64_t m_rows,
+            const float *bias, float *Y, int64_t ldy) {
+    switch (m_rows) {
+        case 1: gemv_t_rows<1>(W, n0, n1, X, ldx, bias, Y, ldy); break;
+        case 2: gemv_t_rows<2>(W, n0, n1, X, ldx, bias, Y, ldy); break;
+        case 3: gemv_t_rows<3>(W, n0, n1, X, ldx, bias, Y, ldy); break;
+        default: gemv_t_rows<4>(W, n0, n1, X, ldx, bias, Y, ldy); break;
+    }
+}
+
 // ---- q8_0 GEMV with VNNI ------------------------------------------------------------------------
 // vpdpbusd multiplies unsigned by signed bytes: the weights enter as w + 128 (flip of the top bit)
 // and the activations as they are; the excess 128 * sum(x) of each block is subtracted by starting
@@ -303,14 +356,33 @@ void exp_shifted(float *x, float shift, int64_t n) {
     map16(x, nullptr, n, [&](__m512 v) { return exp16(_mm512_sub_ps(v, s)); });
 }
 
+// The scalar kernel's operations sixteen channels at a time, the tail under a mask.
+void cema_step(const CemaRow &row, const float *x, float *c, const float *h_re, const float *h_im, float *out_re,
+               float *out_im, int64_t n) {
+    for (int64_t d = 0; d < n; d += 16) {
+        const __mmask16 m = n - d >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - d)) - 1);
+        const __m512 hr = _mm512_maskz_loadu_ps(m, h_re + d), hi = _mm512_maskz_loadu_ps(m, h_im + d);
+        const __m512 qr = _mm512_maskz_loadu_ps(m, row.q_re + d), qi = _mm512_maskz_loadu_ps(m, row.q_im + d);
+        const __m512 re = _mm512_fmadd_ps(
+            qr, hr, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, row.p + d), _mm512_maskz_loadu_ps(m, x + d),
+                                    _mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(qi, hi))));
+        const __m512 im = _mm512_fmadd_ps(qr, hi, _mm512_mul_ps(qi, hr));
+        _mm512_mask_storeu_ps(out_re + d, m, re);
+        _mm512_mask_storeu_ps(out_im + d, m, im);
+        const __m512 ei = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m, row.eta_im + d));
+        _mm512_mask_storeu_ps(c + d, m, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, row.eta_re + d), re,
+                                                        _mm512_fmadd_ps(ei, im, _mm512_maskz_loadu_ps(m, c + d))));
+    }
+}
+
 }  // namespace avx512
 
 const KernelTable &avx512_kernels() {
     static const KernelTable table = {
         Isa::Avx512, "avx512", kMr, kNr, avx2::pack_b, avx2::pack_a, tile,
-        gemv, avx2::gemv_q8, avx2::quantize_q8, avx2::dequantize_row,
+        gemv, gemv_t, avx2::gemv_q8, avx2::quantize_q8, avx2::dequantize_row,
         0, nullptr, nullptr,  // int8 GEMM: without VNNI it does no fewer operations than f32
-        avx512::silu, avx512::exp_shifted,
+        avx512::silu, avx512::exp_shifted, avx512::cema_step,
     };
     return table;
 }
@@ -318,9 +390,9 @@ const KernelTable &avx512_kernels() {
 const KernelTable &avx512_vnni_kernels() {
     static const KernelTable table = {
         Isa::Avx512Vnni, "avx512+vnni", kMr, kNr, avx2::pack_b, avx2::pack_a, tile,
-        gemv, gemv_q8_vnni, avx2::quantize_q8, avx2::dequantize_row,
+        gemv, gemv_t, gemv_q8_vnni, avx2::quantize_q8, avx2::dequantize_row,
         kQ8Mr, avx2::pack_b_q8, tile_q8,
-        avx512::silu, avx512::exp_shifted,
+        avx512::silu, avx512::exp_shifted, avx512::cema_step,
     };
     return table;
 }

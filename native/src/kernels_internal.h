@@ -63,6 +63,10 @@ struct KernelTable {
     // F32/F16/BF16 weights.
     void (*gemv)(const WeightView &W, int64_t n0, int64_t n1, const float *X, int64_t ldx,
                  int64_t m_rows, const float *bias, float *Y, int64_t ldy);
+    // The same for transposed F32 weights (W.transposed): each output is summed over k in order,
+    // so its value does not depend on m_rows, [n0, n1) or K beyond zeros in X.
+    void (*gemv_t)(const WeightView &W, int64_t n0, int64_t n1, const float *X, int64_t ldx,
+                   int64_t m_rows, const float *bias, float *Y, int64_t ldy);
     // The same for Q8_0 weights and activations quantized by quantize_q8.
     void (*gemv_q8)(const WeightView &W, int64_t n0, int64_t n1, const Q8Rows &X, int64_t m_rows,
                     const float *bias, float *Y, int64_t ldy);
@@ -81,6 +85,8 @@ struct KernelTable {
     // not on n or its place in the array, so any split of a row gives the same values.
     void (*silu)(float *x, const float *mul, int64_t n);
     void (*exp_shifted)(float *x, float shift, int64_t n);
+    void (*cema_step)(const CemaRow &row, const float *x, float *c, const float *h_re, const float *h_im,
+                      float *out_re, float *out_im, int64_t n);
 };
 
 // Int8 weight panel, per block of 32 depths: for quad t = 0..7, 2 x 64 bytes holding, for
@@ -107,6 +113,8 @@ void pack_b_q8(const WeightView &W, int64_t n0, uint8_t *dst);
 namespace avx512 {
 void silu(float *x, const float *mul, int64_t n);
 void exp_shifted(float *x, float shift, int64_t n);
+void cema_step(const CemaRow &row, const float *x, float *c, const float *h_re, const float *h_im, float *out_re,
+               float *out_im, int64_t n);
 }  // namespace avx512
 #endif
 
@@ -119,8 +127,9 @@ Isa active_isa();
 const KernelTable &active_kernels();
 const char *isa_name(Isa isa);
 
-// Row access shared by all kernel sets.
+// Row access shared by all kernel sets (not for transposed weights: see transposed_ld).
 inline int64_t weight_ld(const WeightView &W) { return W.ld > 0 ? W.ld : W.cols; }
+inline int64_t transposed_ld(const WeightView &W) { return W.ld > 0 ? W.ld : W.rows; }
 
 inline const void *weight_row(const WeightView &W, int64_t row) {
     const uint8_t *base = static_cast<const uint8_t *>(W.data);

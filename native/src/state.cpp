@@ -224,8 +224,8 @@ void State::allocate() {
     ring_.assign(1, Recurrent());
     cur_ = 0;
     allocate_slot(ring_[0]);
-    keys_.allocate(size_t(c.n_layers * kv_keys_stride()));
-    values_t_.allocate(size_t(c.n_layers * kv_values_stride()));
+    keys_t_.allocate(size_t(c.n_layers * kv_keys_stride()));
+    values_.allocate(size_t(c.n_layers * kv_values_stride()));
     last_logits_.resize(size_t(c.n_predict * c.n_vocab));
     last_logits_valid_.assign(size_t(c.n_predict), 0);
     if (refresh_mode()) history_.resize(size_t(history_capacity()));
@@ -240,10 +240,10 @@ State::State(const State &other) : model_(other.model_), flags_(other.flags_) {
     const ModelConfig &c = model_->config();
     const State &src = other;
     for (int64_t l = 0; l < c.n_layers; ++l) {
-        std::copy(src.keys(l), src.keys(l) + kv_len_ * c.z_dim, keys(l));
-        for (int64_t e = 0; e < c.value_dim; ++e)
-            std::copy(src.values_t(l) + e * c.chunk_size, src.values_t(l) + e * c.chunk_size + kv_len_,
-                      values_t(l) + e * c.chunk_size);
+        for (int64_t z = 0; z < c.z_dim; ++z)
+            std::copy(src.keys_t(l) + z * c.chunk_size, src.keys_t(l) + z * c.chunk_size + kv_len_,
+                      keys_t(l) + z * c.chunk_size);
+        std::copy(src.values(l), src.values(l) + kv_len_ * c.value_dim, values(l));
     }
     last_logits_ = other.last_logits_;
     last_logits_valid_ = other.last_logits_valid_;
@@ -305,7 +305,7 @@ void State::save(const std::string &path) const {
         out.pod(uint32_t(history_len_));
 
         const int64_t dn = c.d_model * c.cema_ndim;
-        std::vector<float> row(size_t(std::max(2 * dn, c.value_dim)));
+        std::vector<float> row(size_t(std::max({2 * dn, c.value_dim, c.z_dim})));
         const State &self = *this;
         for (int64_t l = 0; l < c.n_layers; ++l) {
             out.floats(self.tsn_mean(l), c.norm_groups);
@@ -318,12 +318,12 @@ void State::save(const std::string &path) const {
                     row[2 * k + 1] = im[n * c.d_model + d];
                 }
             out.floats(row.data(), 2 * dn);
-            out.floats(self.keys(l), kv_len_ * c.z_dim);
-            const float *vt = self.values_t(l);
+            const float *kt = self.keys_t(l);
             for (int64_t t = 0; t < kv_len_; ++t) {
-                for (int64_t e = 0; e < c.value_dim; ++e) row[size_t(e)] = vt[e * c.chunk_size + t];
-                out.floats(row.data(), c.value_dim);
+                for (int64_t z = 0; z < c.z_dim; ++z) row[size_t(z)] = kt[z * c.chunk_size + t];
+                out.floats(row.data(), c.z_dim);
             }
+            out.floats(self.values(l), kv_len_ * c.value_dim);
         }
         out.floats(self.tsn_mean(c.n_layers), c.norm_groups);
         out.floats(self.tsn_var(c.n_layers), c.norm_groups);
@@ -445,7 +445,7 @@ std::unique_ptr<State> State::load(const Model &model, const std::string &path) 
                 fail(MGL_ERR_FORMAT, where + what + " holds an invalid value");
     };
     const int64_t dn = c.d_model * c.cema_ndim;
-    std::vector<float> row(size_t(std::max(2 * dn, c.value_dim)));
+    std::vector<float> row(size_t(std::max({2 * dn, c.value_dim, c.z_dim})));
     for (int64_t l = 0; l < c.n_layers; ++l) {
         const std::string layer = "layer " + std::to_string(l);
         in.floats(s.tsn_mean(l), c.norm_groups);
@@ -461,14 +461,14 @@ std::unique_ptr<State> State::load(const Model &model, const std::string &path) 
                 re[n * c.d_model + d] = row[2 * k];
                 im[n * c.d_model + d] = row[2 * k + 1];
             }
-        in.floats(s.keys(l), s.kv_len_ * c.z_dim);
-        check_finite(s.keys(l), s.kv_len_ * c.z_dim, layer + " keys", false);
-        float *vt = s.values_t(l);
+        float *kt = s.keys_t(l);
         for (int64_t t = 0; t < s.kv_len_; ++t) {
-            in.floats(row.data(), c.value_dim);
-            check_finite(row.data(), c.value_dim, layer + " values", false);
-            for (int64_t e = 0; e < c.value_dim; ++e) vt[e * C + t] = row[size_t(e)];
+            in.floats(row.data(), c.z_dim);
+            check_finite(row.data(), c.z_dim, layer + " keys", false);
+            for (int64_t z = 0; z < c.z_dim; ++z) kt[z * C + t] = row[size_t(z)];
         }
+        in.floats(s.values(l), s.kv_len_ * c.value_dim);
+        check_finite(s.values(l), s.kv_len_ * c.value_dim, layer + " values", false);
     }
     in.floats(s.tsn_mean(c.n_layers), c.norm_groups);
     in.floats(s.tsn_var(c.n_layers), c.norm_groups);

@@ -70,13 +70,13 @@ public:
     float *cema_im(int64_t l) { return cema_im(l, cur_); }
     const float *cema_re(int64_t l) const { return ring_[cur_].cema_re.data() + l * cema_stride(); }
     const float *cema_im(int64_t l) const { return ring_[cur_].cema_im.data() + l * cema_stride(); }
-    // Keys of layer l: [C][Z] row-major (rows [0, kv_len) valid).
-    float *keys(int64_t l) { return keys_.data() + l * kv_keys_stride(); }
-    const float *keys(int64_t l) const { return keys_.data() + l * kv_keys_stride(); }
-    // Values of layer l transposed: [E][C] (columns [0, kv_len) valid), so that O = P·V is a
-    // matrix product with contiguous weight rows.
-    float *values_t(int64_t l) { return values_t_.data() + l * kv_values_stride(); }
-    const float *values_t(int64_t l) const { return values_t_.data() + l * kv_values_stride(); }
+    // Keys of layer l transposed: [Z][C] (columns [0, kv_len) valid); values of layer l: [C][E]
+    // (rows [0, kv_len) valid). Attention multiplies by both as transposed weights, so decoding
+    // a row sweeps contiguous rows of them (the file stores both as [t][·] rows).
+    float *keys_t(int64_t l) { return keys_t_.data() + l * kv_keys_stride(); }
+    const float *keys_t(int64_t l) const { return keys_t_.data() + l * kv_keys_stride(); }
+    float *values(int64_t l) { return values_.data() + l * kv_values_stride(); }
+    const float *values(int64_t l) const { return values_.data() + l * kv_values_stride(); }
 
 private:
     friend class ForwardPass;  // forward.cpp advances the position and the norm statistics
@@ -100,8 +100,8 @@ private:
     int64_t window_rows_ = 0;  // rows of the verification window whose states the ring holds
     std::vector<Recurrent> ring_;  // one slot until a verification window needs more
     size_t cur_ = 0;               // the committed slot
-    FloatBuffer keys_;      // [L][C][Z]
-    FloatBuffer values_t_;  // [L][E][C]
+    FloatBuffer keys_t_;  // [L][Z][C]
+    FloatBuffer values_;  // [L][C][E]
     std::vector<float> last_logits_;         // [n_predict][V]
     std::vector<uint8_t> last_logits_valid_;  // [n_predict]
     // Refresh mode: ring of the last history_capacity() token ids, oldest at history_start_.

@@ -346,6 +346,81 @@ TEST_CASE(matmul_q8_0_with_panels) {
     if (packed_isas == 0) std::printf("note: no kernel set with an int8 GEMM on this CPU; panels untested\n");
 }
 
+// Transposed f32 weights (W[k][n] storage, as attention keeps its keys and values): every route
+// against float64; on the GEMV route a row's outputs are bit-identical whether it is multiplied
+// alone or with others, over any column range, and with extra depths whose activations are zero.
+TEST_CASE(matmul_f32_transposed) {
+    std::mt19937 rng(808);
+    for (Isa isa : supported_isas()) {
+        ForcedIsa forced(isa);
+        const std::string name = mgl::kern::isa_name(isa);
+        for (int64_t M : {1, 2, 3, 4, 5, 11, 12, 70})
+            for (auto [N, K] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 5}, {48, 130}, {192, 67}, {300, 48}}) {
+                const int64_t ld = N + (M % 2 ? 0 : 9), ldx = K + 2;
+                std::vector<float> wt = random_vector(static_cast<size_t>(K * ld), rng);
+                std::vector<float> X = random_vector(static_cast<size_t>(M * ldx), rng), bias = random_vector(size_t(N), rng);
+                WeightView w;
+                w.type = DType::F32;
+                w.data = wt.data();
+                w.rows = N;
+                w.cols = K;
+                w.ld = ld;
+                w.transposed = true;
+                std::vector<float> Y(static_cast<size_t>(M * N));
+                mgl::matmul(pools().get(int(M % 4)), X.data(), M, ldx, w, M % 3 ? bias.data() : nullptr, Y.data(), N);
+                int bad = 0;
+                for (int64_t m = 0; m < M; ++m)
+                    for (int64_t n = 0; n < N; ++n) {
+                        double ref = M % 3 ? bias[size_t(n)] : 0.0, scale = std::fabs(ref);
+                        for (int64_t k = 0; k < K; ++k) {
+                            const double p = double(X[m * ldx + k]) * wt[k * ld + n];
+                            ref += p;
+                            scale += std::fabs(p);
+                        }
+                        const double tol = (4 * std::sqrt(double(K)) + 3) * kEps32 * scale + 1e-30;
+                        if (std::fabs(Y[m * N + n] - ref) > tol && bad++ == 0)
+                            mgl_test::report_failure(__FILE__, __LINE__,
+                                name + " transposed M=" + std::to_string(M) + " N=" + std::to_string(N) + " K=" +
+                                    std::to_string(K) + ": " + std::to_string(Y[m * N + n]) + " vs " + std::to_string(ref));
+                    }
+                CHECK_EQ(bad, 0);
+            }
+        // GEMV route: rows alone, column sub-ranges and zero-padded depths give the same bits.
+        const int64_t N = 200, K = 70, K_pad = 83, M = 4;
+        std::vector<float> wt = random_vector(static_cast<size_t>(K_pad * N), rng);
+        std::vector<float> X(static_cast<size_t>(M * K_pad), 0.0f);
+        for (int64_t m = 0; m < M; ++m)
+            for (int64_t k = 0; k < K; ++k) X[m * K_pad + k] = random_vector(1, rng)[0];
+        WeightView w;
+        w.type = DType::F32;
+        w.data = wt.data();
+        w.rows = N;
+        w.cols = K_pad;
+        w.transposed = true;
+        CHECK(mgl::matmul_row_exact_rows(w) >= M);
+        std::vector<float> Y(static_cast<size_t>(M * N)), alone(static_cast<size_t>(N)), part(static_cast<size_t>(N));
+        mgl::matmul(pools().get(2), X.data(), M, K_pad, w, nullptr, Y.data(), N);
+        WeightView shorter = w;
+        shorter.cols = K;
+        WeightView columns = w;
+        columns.data = wt.data() + 37;
+        columns.rows = N - 37;
+        columns.ld = N;
+        for (int64_t m = 0; m < M; ++m) {
+            mgl::matmul(nullptr, X.data() + m * K_pad, 1, K_pad, shorter, nullptr, alone.data(), N);
+            CHECK(std::equal(alone.begin(), alone.end(), Y.begin() + m * N));
+            mgl::matmul(pools().get(3), X.data() + m * K_pad, 1, K_pad, columns, nullptr, part.data(), N);
+            CHECK(std::equal(part.begin(), part.begin() + (N - 37), Y.begin() + m * N + 37));
+        }
+        WeightView q8 = w;
+        q8.type = DType::Q8_0;
+        CHECK_THROWS_STATUS(mgl::matmul(nullptr, X.data(), 1, K_pad, q8, nullptr, Y.data(), N), MGL_ERR_INVALID_ARG);
+        WeightView narrow = w;
+        narrow.ld = N - 1;
+        CHECK_THROWS_STATUS(mgl::matmul(nullptr, X.data(), 1, K_pad, narrow, nullptr, Y.data(), N), MGL_ERR_INVALID_ARG);
+    }
+}
+
 // Results do not depend on the number of threads (each output is computed by one thread in a
 // fixed order).
 TEST_CASE(matmul_is_deterministic_across_pool_sizes) {
