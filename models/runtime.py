@@ -81,7 +81,8 @@ class GenerateResultC(ctypes.Structure):
                 ("forward_passes", ctypes.c_int32), ("draft_heads", ctypes.c_int32),
                 ("tokens_per_forward", ctypes.c_double),
                 ("drafted", ctypes.c_int32 * (MGL_MAX_DRAFT_HEADS - 1)),
-                ("accepted", ctypes.c_int32 * (MGL_MAX_DRAFT_HEADS - 1))]
+                ("accepted", ctypes.c_int32 * (MGL_MAX_DRAFT_HEADS - 1)),
+                ("windows", ctypes.c_int32 * MGL_MAX_DRAFT_HEADS)]
 
 
 PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p)
@@ -215,6 +216,7 @@ class GenerateResult:
     draft_heads: int = 1  # heads used per step, head 1 included (1: plain decoding)
     drafted: list[int] = field(default_factory=list)   # per head 2..draft_heads
     accepted: list[int] = field(default_factory=list)  # accepted drafts, same order
+    windows: list[int] = field(default_factory=list)   # forward passes by rows 1..draft_heads
 
 
 class Model:
@@ -397,7 +399,8 @@ class Model:
                               STOP_REASONS.get(result.stop_reason, str(result.stop_reason)),
                               result.prompt_seconds, result.generate_seconds, result.forward_passes,
                               result.tokens_per_forward, result.draft_heads,
-                              list(result.drafted[:n_drafts]), list(result.accepted[:n_drafts]))
+                              list(result.drafted[:n_drafts]), list(result.accepted[:n_drafts]),
+                              list(result.windows[:max(result.draft_heads, 1)]))
 
 
 class State:

@@ -183,8 +183,9 @@ export interface GenerateOptions {
   speculative?: boolean;
   /**
    * Heads used per speculative step, head 1 included (a step verifies the next token plus
-   * draft - 1 drafted ones): 1..nPredictHeads, or 0 / absent for all of them. A RangeError above
-   * nPredictHeads.
+   * draft - 1 drafted ones): 1..nPredictHeads, or 0 / absent for up to all of them with, in
+   * greedy decoding, the length of each step chosen from the speeds measured during the call
+   * (a length of 1 is a plain step). A RangeError above nPredictHeads.
    */
   draft?: number;
   /** Stops the generation; iteration and `result` then reject with an AbortError. */
@@ -214,6 +215,8 @@ export interface SpeculativeStats {
    * accepted too, so acceptedPerHead[i] / draftedPerHead[i] is the cumulative acceptance).
    */
   acceptedPerHead: number[];
+  /** Forward passes by rows: windowsByRows[r - 1] verified r - 1 drafts (r = 1: a plain step). */
+  windowsByRows: number[];
 }
 
 export interface GenerateResult {

@@ -420,6 +420,10 @@ protected:
         }
         speculative.Set("draftedPerHead", drafted);
         speculative.Set("acceptedPerHead", accepted);
+        const int n_lengths = std::max(1, result_.draft_heads);
+        Napi::Array windows = Napi::Array::New(env, n_lengths);
+        for (int r = 0; r < n_lengths; ++r) windows.Set(uint32_t(r), Napi::Number::New(env, result_.windows[r]));
+        speculative.Set("windowsByRows", windows);
         result.Set("speculative", speculative);
         return result;
     }

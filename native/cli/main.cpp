@@ -71,7 +71,8 @@ const char *const kGenerateHelp =
     "  --ignore-eos         keep generating after the end-of-sequence token\n"
     "  --speculative        decode with the model's multi-token heads (greedy output is unchanged;\n"
     "                       sampling keeps its distribution)\n"
-    "  --draft K            heads used per speculative step, head 1 included (default: all)\n"
+    "  --draft K            heads used per speculative step, head 1 included (default: up to all,\n"
+    "                       each step's length chosen from measured speed in greedy decoding)\n"
     "  --threads N          worker threads (default: all hardware threads)\n"
     "  --json               print {text, tokens, n_tokens, stop_reason, tokens_per_second, ...} at the end;\n"
     "                       with --speculative also {speculative: {forward_passes, tokens_per_forward, ...}}\n";
@@ -95,7 +96,8 @@ const char *const kBenchHelp =
     "  --tokens N         tokens per ingest run (default 4096)\n"
     "  --threads LIST     comma-separated thread counts (default: 1 and all hardware threads)\n"
     "  --decode-tokens N  tokens generated per decode run (default 32)\n"
-    "  --draft K          heads per speculative step, head 1 included (default: all)\n"
+    "  --draft K          heads per speculative step, head 1 included (default: up to all, each\n"
+    "                     step's length chosen from measured speed)\n"
     "  --json             machine-readable output\n";
 
 void PrintJsonLine(const std::vector<std::pair<std::string, std::string>> &fields) {
@@ -119,13 +121,15 @@ std::string IntArrayJson(const int32_t *values, int n) {
     return out + "]";
 }
 
-// {draft_heads, forward_passes, tokens_per_forward, drafted_per_head, accepted_per_head}.
+// {draft_heads, forward_passes, tokens_per_forward, drafted_per_head, accepted_per_head,
+// windows_by_rows}.
 std::string SpeculativeJson(const mgl_generate_result &r) {
     const int n = std::max(0, r.draft_heads - 1);
     return "{\"draft_heads\": " + std::to_string(r.draft_heads) + ", \"forward_passes\": " +
            std::to_string(r.forward_passes) + ", \"tokens_per_forward\": " + JsonNumber(r.tokens_per_forward) +
            ", \"drafted_per_head\": " + IntArrayJson(r.drafted, n) + ", \"accepted_per_head\": " +
-           IntArrayJson(r.accepted, n) + "}";
+           IntArrayJson(r.accepted, n) + ", \"windows_by_rows\": " + IntArrayJson(r.windows, std::max(1, r.draft_heads)) +
+           "}";
 }
 
 struct StatePtrDeleter {

@@ -190,8 +190,11 @@ typedef struct mgl_generate_params {
      * 0 (default): plain decoding, one forward pass per token. */
     int32_t speculative;
     /* Heads k used per speculative step, head 1 included (a step verifies the next token plus
-     * k - 1 drafts): 1..MGL_MAX_DRAFT_HEADS, or 0 (default) for all of the model's heads.
-     * More heads than the model has is MGL_ERR_INVALID_ARG. Ignored when speculative is 0. */
+     * k - 1 drafts): 1..MGL_MAX_DRAFT_HEADS, or 0 (default) for up to all of the model's heads
+     * with, in greedy decoding, the window length of each step chosen by the runtime: it
+     * measures the speed of each length during the call and mostly uses the fastest (a length
+     * of 1 is a plain step). More heads than the model has is MGL_ERR_INVALID_ARG. Ignored
+     * when speculative is 0. */
     int32_t draft;
 } mgl_generate_params;
 
@@ -213,6 +216,8 @@ typedef struct mgl_generate_result {
      * draft before it in its window was too, so accepted/drafted is the cumulative acceptance). */
     int32_t drafted[MGL_MAX_DRAFT_HEADS - 1];
     int32_t accepted[MGL_MAX_DRAFT_HEADS - 1];
+    /* Forward passes by rows: windows[r - 1] verified r - 1 drafts (r = 1: a plain step). */
+    int32_t windows[MGL_MAX_DRAFT_HEADS];
 } mgl_generate_result;
 
 /* Called once per generated token. `text` holds the newly final UTF-8 text (may be empty while

@@ -217,12 +217,68 @@ int32_t draw_residual(const std::vector<TokenProb> &p, const DenseProbs &q, Rng 
     return last;
 }
 
+// The number of rows of each verification window (1: a plain step, up to k: every draft) when
+// the caller leaves it to the runtime. Whether a draft pays depends on its acceptance, which
+// depends on the text, and on what one more row costs, which depends on the model and the
+// machine; so the chooser measures tokens per second for each length during the call: every
+// length a few times first, then mostly the fastest, and each other length now and then.
+class WindowLengthChooser {
+public:
+    // fixed: always k rows (a draft length the caller chose, or sampling, whose seed must keep
+    // giving the same tokens).
+    WindowLengthChooser(int k, bool fixed) : k_(k), fixed_(fixed), stats_(size_t(k)) {}
+
+    int next() {
+        if (fixed_ || k_ == 1) return k_;
+        const int64_t n = decisions_++;
+        int rows;
+        if (n < int64_t(kWarmupRounds) * k_) {
+            rows = k_ - int(n % k_);  // k, k - 1, ..., 1, k, ...
+        } else if (n % kExploreEvery == 0) {
+            rows = 1;  // the length used longest ago
+            for (int r = 2; r <= k_; ++r)
+                if (stats_[size_t(r - 1)].last < stats_[size_t(rows - 1)].last) rows = r;
+        } else {
+            rows = k_;
+            for (int r = k_ - 1; r >= 1; --r)
+                if (rate(r) > rate(rows)) rows = r;
+        }
+        stats_[size_t(rows - 1)].last = n;
+        return rows;
+    }
+
+    // A window of the chosen length gave `tokens` in `seconds`.
+    void record(int rows, int64_t tokens, double seconds) {
+        Stats &s = stats_[size_t(rows - 1)];
+        s.tokens = kDecay * s.tokens + double(tokens);
+        s.seconds = kDecay * s.seconds + seconds;
+    }
+
+private:
+    static constexpr int kWarmupRounds = 3;
+    static constexpr int64_t kExploreEvery = 12;
+    static constexpr double kDecay = 0.9;  // about the last ten windows of a length count
+    struct Stats {
+        double tokens = 0, seconds = 0;
+        int64_t last = -1;
+    };
+    double rate(int rows) const {
+        const Stats &s = stats_[size_t(rows - 1)];
+        return s.seconds > 0 ? s.tokens / s.seconds : 0.0;
+    }
+
+    const int k_;
+    const bool fixed_;
+    std::vector<Stats> stats_;
+    int64_t decisions_ = 0;
+};
+
 class SpeculativeDecoder {
 public:
-    SpeculativeDecoder(const Model &model, State &state, Sampler &sampler, Output &out, int heads)
+    SpeculativeDecoder(const Model &model, State &state, Sampler &sampler, Output &out, int heads, bool fixed_length)
         : model_(model), state_(state), sampler_(sampler), out_(out), k_(heads), V_(model.config().n_vocab),
           window_logits_(size_t(heads * V_)), last_logits_(size_t(heads * V_)), history_(out.history()),
-          q_(size_t(heads)), dense_q_(V_) {}
+          q_(size_t(heads)), dense_q_(V_), lengths_(heads, fixed_length || !sampler.greedy()) {}
 
     void run(mgl_generate_result *result, std::chrono::steady_clock::time_point start) {
         if (result) result->draft_heads = k_;
@@ -233,12 +289,17 @@ public:
         propose(n_valid, [&](int j) { return state_.last_logits(j); });
 
         const int64_t C = model_.config().chunk_size;
+        int rows = lengths_.next();
         while (out_.budget() > 0) {
-            const int64_t w = std::min<int64_t>({int64_t(drafts_.size()) + 1, C - state_.kv_len(), out_.budget()});
+            const int64_t w =
+                std::min<int64_t>({rows, int64_t(drafts_.size()) + 1, C - state_.kv_len(), out_.budget()});
             window_.assign(1, c);
             window_.insert(window_.end(), drafts_.begin(), drafts_.begin() + (w - 1));
-            // The extra heads are only needed when generation may go on after this window.
-            const int n_heads = out_.budget() > w ? k_ : 1;
+            // The extra heads are only needed when generation may go on after this window, with
+            // drafts in the next one.
+            const int next_rows = lengths_.next();
+            const int n_heads = out_.budget() > w && next_rows > 1 ? k_ : 1;
+            const auto window_start = std::chrono::steady_clock::now();
             int64_t accepted = 0;
             int32_t next = -1;
             WindowRequest request;
@@ -252,7 +313,9 @@ public:
                 return accepted;
             };
             run_window(model_, state_, request);
+            double seconds = seconds_since(window_start);
 
+            ++windows_[size_t(w - 1)];
             for (int64_t m = 1; m < w; ++m) {
                 ++drafted_[size_t(m - 1)];
                 if (m <= accepted) ++accepted_[size_t(m - 1)];
@@ -265,11 +328,15 @@ public:
             const float *row = window_logits_.data() + (keep - 1) * V_;
             std::copy(row, row + V_, last_logits_.data());
             const int n_last = keep == accepted + 1 ? n_heads : 1;
+            const auto commit_start = std::chrono::steady_clock::now();
             commit_window(model_, state_, window_.data(), keep, last_logits_.data(), n_last);
+            seconds += seconds_since(commit_start);
+            if (w == rows) lengths_.record(rows, keep, seconds);  // windows cut short say nothing
             if (result) report(result, start);
             if (stop) break;
             c = next;
             propose(n_last, [&](int j) { return last_logits_.data() + j * V_; });
+            rows = next_rows;
         }
         if (result) report(result, start);
     }
@@ -348,6 +415,7 @@ private:
             result->drafted[j] = drafted_[size_t(j)];
             result->accepted[j] = accepted_[size_t(j)];
         }
+        for (int r = 0; r < k_; ++r) result->windows[r] = windows_[size_t(r)];
         result->generate_seconds = seconds_since(start);
     }
 
@@ -364,7 +432,9 @@ private:
     std::vector<std::vector<TokenProb>> q_;  // q_[j]: distribution of the draft of head j + 1
     std::vector<TokenProb> p_;
     DenseProbs dense_q_;
+    WindowLengthChooser lengths_;
     int32_t forward_passes_ = 0;
+    int32_t windows_[MGL_MAX_DRAFT_HEADS] = {};
     int32_t drafted_[MGL_MAX_DRAFT_HEADS - 1] = {};
     int32_t accepted_[MGL_MAX_DRAFT_HEADS - 1] = {};
 };
@@ -399,7 +469,7 @@ void generate(const Model &model, State &state, const int32_t *prompt, size_t n_
     const auto start = std::chrono::steady_clock::now();
     Output out(model.tokenizer(), prompt, n_prompt, params, std::move(stops), on_token, user);
     if (heads > 1) {
-        SpeculativeDecoder(model, state, sampler, out, heads).run(result, start);
+        SpeculativeDecoder(model, state, sampler, out, heads, params.draft > 0).run(result, start);
     } else {
         decode_plain(model, state, sampler, out, result, start);
         if (result) result->tokens_per_forward = out.emitted() > 0 ? 1.0 : 0.0;

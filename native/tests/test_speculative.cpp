@@ -527,6 +527,15 @@ TEST_CASE(statistics_describe_the_windows) {
     for (int j = 0; j < 3; ++j) CHECK(r.accepted[j] <= r.drafted[j]);
     CHECK(r.accepted[1] <= r.accepted[0] && r.accepted[2] <= r.accepted[1]);
     for (int j = 3; j < MGL_MAX_DRAFT_HEADS - 1; ++j) CHECK_EQ(r.drafted[j], 0);
+    // The runtime chose the window lengths (draft 0, greedy): every length 1..4 was tried, and
+    // the windows by rows add up to the forward passes.
+    int windows = 0;
+    for (int rows = 1; rows <= 4; ++rows) {
+        CHECK(r.windows[rows - 1] > 0);
+        windows += r.windows[rows - 1];
+    }
+    CHECK_EQ(windows, r.forward_passes);
+    for (int rows = 5; rows <= MGL_MAX_DRAFT_HEADS; ++rows) CHECK_EQ(r.windows[rows - 1], 0);
 
     // Plain decoding: one forward per token, no drafts.
     p.speculative = 0;
@@ -546,6 +555,22 @@ TEST_CASE(statistics_describe_the_windows) {
     CHECK_EQ(k2.result.drafted[1], 0);
     CHECK_EQ(k2.result.forward_passes + k2.result.accepted[0], 100);
     CHECK_EQ(k2.tokens, h.tokens);
+    // A fixed draft length: windows of 2 rows, 1 only where a chunk boundary cuts one short.
+    CHECK_EQ(k2.result.windows[0] + k2.result.windows[1], k2.result.forward_passes);
+    CHECK(k2.result.windows[1] > k2.result.windows[0]);
+    CHECK_EQ(k2.result.windows[2], 0);
+
+    // Sampling keeps every window at full length (up to chunk boundaries), so a seed gives the
+    // same tokens on every run whatever the machine's speed.
+    p.draft = 0;
+    p.sampling.temperature = 1.0f;
+    p.sampling.seed = 7;
+    StatePtr v = new_state(m.get()), w = new_state(m.get());
+    const Generation s1 = generate(m.get(), v.get(), {10, 20, 30}, p), s2 = generate(m.get(), w.get(), {10, 20, 30}, p);
+    CHECK_EQ(s1.tokens, s2.tokens);
+    CHECK(s1.result.windows[3] > 0);
+    CHECK_EQ(s1.result.windows[0] + s1.result.windows[1] + s1.result.windows[2] + s1.result.windows[3],
+             s1.result.forward_passes);
 }
 
 TEST_CASE(bad_speculative_arguments_are_reported) {
