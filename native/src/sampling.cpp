@@ -31,8 +31,17 @@ inline float sanitised(float x) { return std::isnan(x) ? -std::numeric_limits<fl
 // verified token.
 int32_t first_max(const float *x, int32_t n) {
     const float lowest = -std::numeric_limits<float>::infinity();
+    // Sixteen running maxima (element-wise, so the compiler vectorises them; max is exact, so
+    // the order does not matter).
+    constexpr int32_t kLanes = 16;
+    float lane[kLanes];
+    std::fill(lane, lane + kLanes, lowest);
+    int32_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        for (int32_t j = 0; j < kLanes; ++j) lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
     float best = lowest;
-    for (int32_t i = 0; i < n; ++i) best = x[i] > best ? x[i] : best;
+    for (; i < n; ++i) best = x[i] > best ? x[i] : best;
+    for (int32_t j = 0; j < kLanes; ++j) best = lane[j] > best ? lane[j] : best;
     if (best == lowest) return 0;
     for (int32_t i = 0; i < n; ++i)
         if (x[i] == best) return i;
