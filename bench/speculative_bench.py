@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Decode speed of plain vs self-speculative decoding (the model's multi-token heads) on held-out
 text: for each text file and thread count, greedy continuations of prompts taken from the text,
-once plainly and once speculatively from the same prompt, with decode tokens/s of both, the
-speedup, tokens per forward pass and the acceptance of each extra head. Greedy speculative
-output must equal the plain output; any difference is counted and makes the exit status 1.
+once plainly and once speculatively per draft setting from the same prompt, with decode tokens/s,
+the speedup, tokens per forward pass, the cost of a forward pass in plain steps, the acceptance of
+each extra head and the mix of window lengths. Greedy speculative output must equal the plain
+output; any difference is counted and makes the exit status 1.
 
     python3 bench/speculative_bench.py [MODEL] [--text FILE ...] [--threads 1,2] [--prompts 8]
-        [--prompt-tokens 256] [--max-tokens 128] [--draft K] [--json]
+        [--prompt-tokens 256] [--max-tokens 128] [--drafts 0,2,3] [--json]
 
 MODEL defaults to models/default/folio-default.gguf; any GGUF of the runtime works. The texts
 default to models/data/out/heldout_book.txt and heldout_code.txt (those that exist).
@@ -46,34 +47,40 @@ def prompts_from(model: runtime.Model, path: Path, count: int, length: int) -> l
     return [([bos] if bos >= 0 else []) + tokens[s:s + length] for s in starts]
 
 
-def measure(model: runtime.Model, prompts: list[list[int]], max_tokens: int, draft: int) -> dict:
-    """Totals over the prompts of one plain and one speculative greedy run each."""
-    totals = dict(plain_tokens=0, plain_seconds=0.0, spec_tokens=0, spec_seconds=0.0, forward_passes=0,
-                  mismatches=0, draft_heads=1, drafted=[], accepted=[])
+def measure(model: runtime.Model, prompts: list[list[int]], max_tokens: int, drafts: list[int]) -> list[dict]:
+    """Totals over the prompts of one plain and one speculative greedy run per draft setting each
+    (interleaved per prompt, so that a slow phase of a shared machine hits all of them)."""
+    options = dict(temperature=0.0, stop_at_eos=False)
+    plain_tokens, plain_seconds = 0, 0.0
+    totals = [dict(draft=d, spec_tokens=0, spec_seconds=0.0, forward_passes=0, mismatches=0, draft_heads=1,
+                   drafted=[], accepted=[], windows=[]) for d in drafts]
     for prompt in prompts:
-        options = dict(temperature=0.0, stop_at_eos=False)
         plain = model.generate(model.new_state(), prompt, max_tokens, **options)
-        spec = model.generate(model.new_state(), prompt, max_tokens, speculative=True, draft=draft, **options)
-        totals["plain_tokens"] += len(plain.tokens)
-        totals["plain_seconds"] += plain.generate_seconds
-        totals["spec_tokens"] += len(spec.tokens)
-        totals["spec_seconds"] += spec.generate_seconds
-        totals["forward_passes"] += spec.forward_passes
-        totals["mismatches"] += int(spec.tokens != plain.tokens)
-        totals["draft_heads"] = spec.draft_heads
-        if not totals["drafted"]:
-            totals["drafted"] = [0] * len(spec.drafted)
-            totals["accepted"] = [0] * len(spec.accepted)
-        for j, (d, a) in enumerate(zip(spec.drafted, spec.accepted)):
-            totals["drafted"][j] += d
-            totals["accepted"][j] += a
-    plain_rate = totals["plain_tokens"] / totals["plain_seconds"] if totals["plain_seconds"] > 0 else 0.0
-    spec_rate = totals["spec_tokens"] / totals["spec_seconds"] if totals["spec_seconds"] > 0 else 0.0
-    totals.update(
-        plain_tokens_per_second=plain_rate, speculative_tokens_per_second=spec_rate,
-        speedup=spec_rate / plain_rate if plain_rate > 0 else 0.0,
-        tokens_per_forward=totals["spec_tokens"] / totals["forward_passes"] if totals["forward_passes"] else 0.0,
-        acceptance_per_head=[a / d if d else 0.0 for a, d in zip(totals["accepted"], totals["drafted"])])
+        plain_tokens += len(plain.tokens)
+        plain_seconds += plain.generate_seconds
+        for t in totals:
+            spec = model.generate(model.new_state(), prompt, max_tokens, speculative=True, draft=t["draft"], **options)
+            t["spec_tokens"] += len(spec.tokens)
+            t["spec_seconds"] += spec.generate_seconds
+            t["forward_passes"] += spec.forward_passes
+            t["mismatches"] += int(spec.tokens != plain.tokens)
+            t["draft_heads"] = spec.draft_heads
+            for key in ("drafted", "accepted", "windows"):
+                values = getattr(spec, key)
+                t[key] = [a + b for a, b in zip(t[key] or [0] * len(values), values)]
+    plain_rate = plain_tokens / plain_seconds if plain_seconds > 0 else 0.0
+    for t in totals:
+        spec_rate = t["spec_tokens"] / t["spec_seconds"] if t["spec_seconds"] > 0 else 0.0
+        step_seconds = plain_seconds / plain_tokens if plain_tokens else 0.0
+        t.update(
+            plain_tokens=plain_tokens, plain_seconds=plain_seconds,
+            plain_tokens_per_second=plain_rate, speculative_tokens_per_second=spec_rate,
+            speedup=spec_rate / plain_rate if plain_rate > 0 else 0.0,
+            tokens_per_forward=t["spec_tokens"] / t["forward_passes"] if t["forward_passes"] else 0.0,
+            # Seconds of one speculative forward pass (a window) in plain decoding steps.
+            forward_cost=(t["spec_seconds"] / t["forward_passes"]) / step_seconds
+            if t["forward_passes"] and step_seconds > 0 else 0.0,
+            acceptance_per_head=[a / d if d else 0.0 for a, d in zip(t["accepted"], t["drafted"])])
     return totals
 
 
@@ -85,7 +92,9 @@ def main(argv=None) -> int:
     parser.add_argument("--prompts", type=int, default=8, help="prompts per text file")
     parser.add_argument("--prompt-tokens", type=int, default=256, help="tokens per prompt")
     parser.add_argument("--max-tokens", type=int, default=128, help="tokens generated per prompt")
-    parser.add_argument("--draft", type=int, default=0, help="heads per step, head 1 included (0: all)")
+    parser.add_argument("--drafts", default="0,2,3",
+                        help="comma-separated draft settings: heads per step, head 1 included "
+                             "(0: the runtime chooses each window's length)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
 
@@ -96,6 +105,7 @@ def main(argv=None) -> int:
     if not texts:
         parser.error("no held-out text found: give --text FILE")
     threads = [int(t) for t in args.threads.split(",") if t]
+    drafts = [int(d) for d in args.drafts.split(",") if d]
 
     model = runtime.Model(model_path, n_threads=threads[0])
     info = model.info()
@@ -109,7 +119,8 @@ def main(argv=None) -> int:
             model.set_threads(n)
             # One short warm-up run so that page faults and caches do not count against the first.
             model.generate(model.new_state(), prompts[0][:16], 4, temperature=0.0)
-            results.append(dict(text=text.name, threads=n, **measure(model, prompts, args.max_tokens, args.draft)))
+            results += [dict(text=text.name, threads=n, **r)
+                        for r in measure(model, prompts, args.max_tokens, [d for d in drafts if d <= info["n_predict_heads"]])]
     model.close()
 
     mismatches = sum(r["mismatches"] for r in results)
@@ -124,13 +135,19 @@ def main(argv=None) -> int:
         print(f"{args.prompts} prompts of {args.prompt_tokens} tokens per text, {args.max_tokens} greedy tokens each\n")
         heads = max((r["draft_heads"] for r in results), default=1)
         head_columns = "".join(f"  {'head ' + str(j + 2):>7}" for j in range(heads - 1))
-        print(f"{'text':<22} {'threads':>7} {'plain tok/s':>12} {'spec tok/s':>11} {'speedup':>8} "
-              f"{'tok/fwd':>8}{head_columns}")
+        print(f"{'text':<20} {'threads':>7} {'draft':>5} {'plain tok/s':>11} {'spec tok/s':>10} {'speedup':>7} "
+              f"{'tok/fwd':>7} {'fwd cost':>8}{head_columns}  windows by rows")
         for r in results:
             acceptance = "".join(f"  {100 * a:>6.1f}%" for a in r["acceptance_per_head"])
-            print(f"{r['text'][:22]:<22} {r['threads']:>7} {r['plain_tokens_per_second']:>12.1f} "
-                  f"{r['speculative_tokens_per_second']:>11.1f} {r['speedup']:>7.2f}x "
-                  f"{r['tokens_per_forward']:>8.2f}{acceptance}")
+            acceptance += " " * 9 * (heads - 1 - len(r["acceptance_per_head"]))
+            passes = max(r["forward_passes"], 1)
+            mix = " ".join(f"{rows + 1}:{100 * n / passes:.0f}%" for rows, n in enumerate(r["windows"]) if n)
+            print(f"{r['text'][:20]:<20} {r['threads']:>7} {r['draft'] or 'auto':>5} "
+                  f"{r['plain_tokens_per_second']:>11.1f} {r['speculative_tokens_per_second']:>10.1f} "
+                  f"{r['speedup']:>6.2f}x {r['tokens_per_forward']:>7.2f} {r['forward_cost']:>7.2f}x{acceptance}  {mix}")
+        print("\ndraft auto: the runtime picks each window's length (1 = a plain step) from measured speed")
+        print("fwd cost: seconds of one speculative forward pass in plain decoding steps; the speedup is "
+              "tok/fwd / fwd cost")
         print("\nacceptance per head: cumulative (a draft counts when every draft before it was accepted too)")
         if mismatches:
             print(f"\nERROR: {mismatches} speculative outputs differ from plain greedy decoding")

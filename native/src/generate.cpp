@@ -220,56 +220,66 @@ int32_t draw_residual(const std::vector<TokenProb> &p, const DenseProbs &q, Rng 
 // The number of rows of each verification window (1: a plain step, up to k: every draft) when
 // the caller leaves it to the runtime. Whether a draft pays depends on its acceptance, which
 // depends on the text, and on what one more row costs, which depends on the model and the
-// machine; so the chooser measures tokens per second for each length during the call: every
-// length a few times first, then mostly the fastest, and each other length now and then.
+// machine; so the chooser measures tokens per second for each length: every length a few times
+// first, then mostly the fastest, and each other length now and then. The measurements carry
+// over from one generation to the next on the same model (Model::window_speeds).
 class WindowLengthChooser {
 public:
     // fixed: always k rows (a draft length the caller chose, or sampling, whose seed must keep
     // giving the same tokens).
-    WindowLengthChooser(int k, bool fixed) : k_(k), fixed_(fixed), stats_(size_t(k)) {}
+    WindowLengthChooser(const Model &model, int k, bool fixed)
+        : model_(model), k_(k), fixed_(fixed || k == 1), last_(size_t(k), -1) {
+        if (!fixed_) speeds_ = model.window_speeds(k);
+    }
+    ~WindowLengthChooser() {
+        if (!fixed_) model_.set_window_speeds(k_, speeds_);
+    }
+    WindowLengthChooser(const WindowLengthChooser &) = delete;
+    WindowLengthChooser &operator=(const WindowLengthChooser &) = delete;
 
     int next() {
-        if (fixed_ || k_ == 1) return k_;
+        if (fixed_) return k_;
         const int64_t n = decisions_++;
-        int rows;
-        if (n < int64_t(kWarmupRounds) * k_) {
-            rows = k_ - int(n % k_);  // k, k - 1, ..., 1, k, ...
-        } else if (n % kExploreEvery == 0) {
-            rows = 1;  // the length used longest ago
+        int rows = 0;
+        for (int r = k_; r >= 1 && rows == 0; --r)
+            if (speeds_[size_t(r - 1)].uses < kWarmupUses && last_[size_t(r - 1)] < 0) rows = r;
+        if (rows == 0 && n % kExploreEvery == kExploreEvery - 1) {
+            rows = 1;  // the length this generation used longest ago
             for (int r = 2; r <= k_; ++r)
-                if (stats_[size_t(r - 1)].last < stats_[size_t(rows - 1)].last) rows = r;
-        } else {
+                if (last_[size_t(r - 1)] < last_[size_t(rows - 1)]) rows = r;
+        }
+        if (rows == 0) {
             rows = k_;
             for (int r = k_ - 1; r >= 1; --r)
                 if (rate(r) > rate(rows)) rows = r;
         }
-        stats_[size_t(rows - 1)].last = n;
+        last_[size_t(rows - 1)] = n;
         return rows;
     }
 
     // A window of the chosen length gave `tokens` in `seconds`.
     void record(int rows, int64_t tokens, double seconds) {
-        Stats &s = stats_[size_t(rows - 1)];
+        if (fixed_) return;
+        WindowSpeed &s = speeds_[size_t(rows - 1)];
         s.tokens = kDecay * s.tokens + double(tokens);
         s.seconds = kDecay * s.seconds + seconds;
+        ++s.uses;
     }
 
 private:
-    static constexpr int kWarmupRounds = 3;
-    static constexpr int64_t kExploreEvery = 12;
-    static constexpr double kDecay = 0.9;  // about the last ten windows of a length count
-    struct Stats {
-        double tokens = 0, seconds = 0;
-        int64_t last = -1;
-    };
+    static constexpr int64_t kWarmupUses = 4;  // windows of a length before its speed counts
+    static constexpr int64_t kExploreEvery = 16;
+    static constexpr double kDecay = 0.95;  // about the last twenty windows of a length count
     double rate(int rows) const {
-        const Stats &s = stats_[size_t(rows - 1)];
+        const WindowSpeed &s = speeds_[size_t(rows - 1)];
         return s.seconds > 0 ? s.tokens / s.seconds : 0.0;
     }
 
+    const Model &model_;
     const int k_;
     const bool fixed_;
-    std::vector<Stats> stats_;
+    std::vector<WindowSpeed> speeds_;
+    std::vector<int64_t> last_;  // decision at which this generation last used each length
     int64_t decisions_ = 0;
 };
 
@@ -278,7 +288,7 @@ public:
     SpeculativeDecoder(const Model &model, State &state, Sampler &sampler, Output &out, int heads, bool fixed_length)
         : model_(model), state_(state), sampler_(sampler), out_(out), k_(heads), V_(model.config().n_vocab),
           window_logits_(size_t(heads * V_)), last_logits_(size_t(heads * V_)), history_(out.history()),
-          q_(size_t(heads)), dense_q_(V_), lengths_(heads, fixed_length || !sampler.greedy()) {}
+          q_(size_t(heads)), dense_q_(V_), lengths_(model, heads, fixed_length || !sampler.greedy()) {}
 
     void run(mgl_generate_result *result, std::chrono::steady_clock::time_point start) {
         if (result) result->draft_heads = k_;

@@ -455,6 +455,25 @@ void Model::set_threads(int n_threads) {
     allocate_attention_scratch();
 }
 
+std::vector<WindowSpeed> Model::window_speeds(int k) const {
+    std::lock_guard<std::mutex> guard(speeds_mutex_);
+    const std::pair<int, int> key{k, pool_->size()};
+    for (const auto &entry : window_speeds_)
+        if (entry.first == key) return entry.second;
+    return std::vector<WindowSpeed>(size_t(k));
+}
+
+void Model::set_window_speeds(int k, const std::vector<WindowSpeed> &speeds) const {
+    std::lock_guard<std::mutex> guard(speeds_mutex_);
+    const std::pair<int, int> key{k, pool_->size()};
+    for (auto &entry : window_speeds_)
+        if (entry.first == key) {
+            entry.second = speeds;
+            return;
+        }
+    window_speeds_.emplace_back(key, speeds);
+}
+
 int64_t Model::state_bytes_at_boundary() const {
     const ModelConfig &c = cfg_;
     const int64_t header = 8 + 4 + 4 + 8 + 7 * 4 + 4 + 8 + 8 + 4 + 4;

@@ -124,6 +124,13 @@ struct Scratch {
     int attn_threads = 0;
 };
 
+// Decode speed of one length of speculative verification window, as measured so far
+// (decaying sums, so recent windows count most).
+struct WindowSpeed {
+    double tokens = 0, seconds = 0;
+    int64_t uses = 0;
+};
+
 class Model {
 public:
     // Rows per attention task (one GEMM-sized tile of queries).
@@ -163,6 +170,11 @@ public:
     Scratch &scratch() const { return scratch_; }
     // Serialises the calls that run the model (they share the scratch buffers and the pool).
     std::mutex &run_mutex() const { return run_mutex_; }
+    // Speeds of window lengths 1..k measured by earlier generations with k heads and the
+    // current thread count (all zero at first): a generation starts from them and leaves its
+    // own measurements, so only the first one on a machine pays for trying every length.
+    std::vector<WindowSpeed> window_speeds(int k) const;
+    void set_window_speeds(int k, const std::vector<WindowSpeed> &speeds) const;
 
 private:
     Model() = default;
@@ -193,6 +205,8 @@ private:
 
     mutable Scratch scratch_;
     mutable std::mutex run_mutex_;
+    mutable std::mutex speeds_mutex_;
+    mutable std::vector<std::pair<std::pair<int, int>, std::vector<WindowSpeed>>> window_speeds_;  // (k, threads)
 };
 
 }  // namespace mgl

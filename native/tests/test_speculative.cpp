@@ -98,13 +98,17 @@ TinyConfig agreeing_heads(uint32_t heads, uint32_t chunk, float weight = 0.3f, f
 }
 
 struct Totals {
-    int runs = 0, tokens = 0, forwards = 0;
+    int runs = 0, tokens = 0, forwards = 0;  // tokens and forwards: runs with a fixed draft length
     int64_t drafted = 0, accepted = 0;
     std::map<int, int> reasons;
-    void add(const Generation &g) {
+    // fixed_length: the caller chose the draft (with draft 0 the runtime picks window lengths
+    // from timings, so tokens per forward depends on the machine).
+    void add(const Generation &g, bool fixed_length) {
         ++runs;
-        tokens += g.result.n_tokens;
-        forwards += g.result.forward_passes;
+        if (fixed_length) {
+            tokens += g.result.n_tokens;
+            forwards += g.result.forward_passes;
+        }
         for (int j = 0; j + 1 < g.result.draft_heads; ++j) {
             drafted += g.result.drafted[j];
             accepted += g.result.accepted[j];
@@ -112,7 +116,8 @@ struct Totals {
         ++reasons[int(g.result.stop_reason)];
     }
     void print(const char *what) const {
-        std::printf("    %s: %d runs, %d tokens, %.2f tokens/forward, %.1f%% of %lld drafts accepted; stops:", what,
+        std::printf("    %s: %d runs, %d tokens, %.2f tokens/forward (fixed drafts), %.1f%% of %lld drafts accepted; "
+                    "stops:", what,
                     runs, tokens, forwards ? double(tokens) / forwards : 0.0,
                     drafted ? 100.0 * double(accepted) / double(drafted) : 0.0, static_cast<long long>(drafted));
         for (const auto &r : reasons) std::printf(" %d:%d", r.first, r.second);
@@ -147,7 +152,7 @@ void check_identical(mgl_model *m, const std::vector<int32_t> &prompt, mgl_gener
                            show(plain.tokens) + " stop " + show(int(plain.result.stop_reason)) + "\n    spec  " +
                            show(spec.tokens) + " stop " + show(int(spec.result.stop_reason)));
     }
-    totals.add(spec);
+    totals.add(spec, draft > 0);
 }
 
 struct Sweep {
@@ -249,7 +254,7 @@ std::map<std::vector<int32_t>, int> first_tokens(mgl_model *m, const std::vector
         const Generation g = generate(m, s.get(), prompt, p);
         if (g.status != MGL_OK || int(g.tokens.size()) != n) throw std::runtime_error("sampling run failed");
         ++counts[g.tokens];
-        if (totals) totals->add(g);
+        if (totals) totals->add(g, true);  // sampling keeps every window at full length
     }
     return counts;
 }
@@ -310,7 +315,7 @@ TEST_CASE(greedy_identity_with_random_heads) {
 TEST_CASE(greedy_identity_with_agreeing_heads) {
     Sweep a{"agree4_c8", 80};
     a.penalty_every = 0;
-    a.min_tokens_per_forward = 1.7;
+    a.min_tokens_per_forward = 1.4;
     greedy_identity_sweep(agreeing_heads(4, 8, 0.1f), 104, a);
     Sweep b{"agree3_c5", 60};
     b.max_prompt = 12;
@@ -571,6 +576,35 @@ TEST_CASE(statistics_describe_the_windows) {
     CHECK(s1.result.windows[3] > 0);
     CHECK_EQ(s1.result.windows[0] + s1.result.windows[1] + s1.result.windows[2] + s1.result.windows[3],
              s1.result.forward_passes);
+}
+
+// The window-length measurements of one generation carry over to the next on the same model:
+// a fresh model tries every length first, a model that has generated before starts with the
+// fastest one.
+TEST_CASE(window_lengths_are_learned_across_generations) {
+    ModelPtr m = load(write_random_model(temp_path("lengths.gguf"), agreeing_heads(4, 64), 119));
+    mgl_generate_params p = mgl_generate_default_params();
+    p.sampling.temperature = 0;
+    p.stop_at_eos = 0;
+    p.speculative = 1;
+    auto lengths_used = [](const mgl_generate_result &r) {
+        int n = 0;
+        for (int rows = 1; rows <= 4; ++rows) n += r.windows[rows - 1] > 0;
+        return n;
+    };
+    p.max_tokens = 8;
+    StatePtr a = new_state(m.get());
+    const Generation first = generate(m.get(), a.get(), {1, 2, 3}, p);
+    CHECK(lengths_used(first.result) >= 3);
+    p.max_tokens = 300;
+    StatePtr b = new_state(m.get());
+    const Generation longer = generate(m.get(), b.get(), {4, 5, 6}, p);
+    CHECK_EQ(longer.status, MGL_OK);
+    p.max_tokens = 8;
+    StatePtr c = new_state(m.get());
+    const Generation again = generate(m.get(), c.get(), {1, 2, 3}, p);
+    CHECK(lengths_used(again.result) <= 2);  // the fastest length, and a last window cut by the budget
+    CHECK_EQ(again.tokens, first.tokens);
 }
 
 TEST_CASE(bad_speculative_arguments_are_reported) {
