@@ -43,23 +43,26 @@ void parallel_ranges(ThreadPool *pool, int64_t n, int64_t cost_per_item, const F
     pool->parallel_for(tasks, [&](int64_t task, int) { fn(task * n / tasks, (task + 1) * n / tasks); });
 }
 
+// Sum of f(x[i]) for i < n in double, over four interleaved partial sums: a single running sum
+// would make every row's norms wait on one chain of dependent additions.
+template <class F> inline double sum_of(const float *x, int64_t n, const F &f) {
+    double s[4] = {0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; ++j) s[j] += f(double(x[i + j]));
+    for (; i < n; ++i) s[0] += f(double(x[i]));
+    return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
 // Mean and population variance of x[0..n) (double accumulation).
 inline void moments(const float *x, int64_t n, double &mean, double &var) {
-    double s = 0;
-    for (int64_t i = 0; i < n; ++i) s += x[i];
-    mean = s / double(n);
-    double s2 = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        const double d = x[i] - mean;
-        s2 += d * d;
-    }
-    var = s2 / double(n);
+    mean = sum_of(x, n, [](double v) { return v; }) / double(n);
+    const double m = mean;
+    var = sum_of(x, n, [m](double v) { return (v - m) * (v - m); }) / double(n);
 }
 
 inline double mean_square(const float *x, int64_t n) {
-    double s = 0;
-    for (int64_t i = 0; i < n; ++i) s += double(x[i]) * x[i];
-    return s / double(n);
+    return sum_of(x, n, [](double v) { return v * v; }) / double(n);
 }
 
 // Where a recurrence reads its state before row t and writes it after row t. An ordinary
