@@ -1,8 +1,8 @@
 """Post-hoc self-distillation of the multi-token heads on a frozen trunk (multi-token.md 6.2 P).
 
     python3 models/distill_heads.py --checkpoint runs/default/checkpoint.pt --out runs/distill \\
-        --source final --heads 4 --generate 256 --max-minutes 35
-    python3 models/distill_heads.py --checkpoint runs/default/checkpoint.pt --out runs/distill --resume
+        --source final --heads 4 --generate 256 --ce-weight 0.1 --max-minutes 35 --steps 100000
+    python3 models/distill_heads.py --out runs/distill --resume --max-minutes 50 --steps 100000   # continue
 
 Only heads 2..n learn (their norm weight and W1/W2/W3); the trunk, the final norm and the
 unembedding are frozen, so head 1's logits stay bit-identical. Head i at position t is trained
@@ -19,8 +19,10 @@ decoding actually sees.
 
 OUT gets checkpoint.pt (train.py's format plus the distillation state; written atomically),
 log.jsonl, model.gguf (same tokenizer and metadata as the checkpoint's export) and summary.json
-with the teacher-forced self-agreement per head (argmax q_i at t == argmax p_1 at t+i-1) on the
-held-out book and code tokens before and after.
+with the teacher-forced self-agreement per head (argmax q_i at t == argmax p_1 at t+i-1) of the
+checkpoint's own heads (before) and of the distilled ones (after), on the held-out book and code
+tokens and on greedy continuations of held-out prompts (`*_greedy`: the text that speculative
+decoding drafts; it predicts acceptance far better).
 """
 
 from __future__ import annotations
@@ -138,30 +140,35 @@ def runtime_model(path: Path, threads: int):
             time.sleep(60)
 
 
-def training_windows(train_tokens: np.ndarray, args, cache: Path) -> np.ndarray:
-    """[N, seq_len] token windows at random corpus offsets; with --generate G the last G tokens
-    of each are the greedy continuation (through the runtime, on the checkpoint's export) of a
-    prompt of seq_len - G tokens that starts with BOS, as speculative_bench.py's prompts do."""
+def greedy_continued(windows: np.ndarray, generate: int, args) -> np.ndarray:
+    """The windows with their last `generate` tokens replaced by the greedy continuation (through
+    the runtime, on the checkpoint's export) of a prompt of the rest that starts with BOS, as
+    speculative_bench.py's prompts do."""
+    gguf = args.out / "base.gguf"
+    export_checkpoint(args.checkpoint, gguf, args.export_dtype)
+    model = runtime_model(gguf, args.threads)
+    bos = model.info()["bos_token"]
+    prompt_len = windows.shape[1] - generate
+    continued = np.array(windows, dtype=np.int64)
+    started = time.time()
+    for n, window in enumerate(continued):
+        prompt = ([bos] + window[:prompt_len - 1].tolist()) if bos >= 0 else window[:prompt_len].tolist()
+        result = model.generate(model.new_state(), prompt, generate, temperature=0.0, stop_at_eos=False)
+        window[:] = prompt + result.tokens
+        if (n + 1) % 200 == 0:
+            print(f"generated {n + 1}/{len(continued)} windows, {time.time() - started:.0f} s", file=sys.stderr)
+    model.close()
+    return continued
+
+
+def training_windows(train_tokens: np.ndarray, args) -> np.ndarray:
+    """[N, seq_len] token windows at random corpus offsets, the last --generate tokens of each
+    written by the model's greedy decoding."""
     n_windows = max(1, args.cache_tokens // args.seq_len)
     rng = np.random.default_rng(args.seed)
     starts = rng.integers(0, len(train_tokens) - args.seq_len, n_windows)
     windows = np.stack([np.asarray(train_tokens[s:s + args.seq_len], dtype=np.int64) for s in starts])
-    if args.generate <= 0:
-        return windows
-    gguf = cache / "teacher.gguf"
-    export_checkpoint(args.checkpoint, gguf, args.export_dtype)
-    model = runtime_model(gguf, args.threads)
-    bos = model.info()["bos_token"]
-    prompt_len = args.seq_len - args.generate
-    started = time.time()
-    for n, window in enumerate(windows):
-        prompt = ([bos] + window[:prompt_len - 1].tolist()) if bos >= 0 else window[:prompt_len].tolist()
-        result = model.generate(model.new_state(), prompt, args.generate, temperature=0.0, stop_at_eos=False)
-        window[:] = prompt + result.tokens
-        if (n + 1) % 200 == 0:
-            print(f"generated {n + 1}/{n_windows} windows, {time.time() - started:.0f} s", file=sys.stderr)
-    model.close()
-    return windows
+    return greedy_continued(windows, args.generate, args) if args.generate > 0 else windows
 
 
 def cache_fingerprint(args) -> dict:
@@ -186,7 +193,7 @@ def build_cache(base: dict, args, cache: Path) -> dict[str, np.ndarray]:
     meta_path.unlink(missing_ok=True)
     started = time.time()
     train_tokens = np.load(args.tokens, mmap_mode="r")
-    windows = training_windows(train_tokens, args, cache)
+    windows = training_windows(train_tokens, args)
     model = frozen_trunk(base)
     n, t, d, groups = len(windows), args.seq_len, model.cfg.d_model, model.cfg.norm_groups
     shapes = {"tokens": ((n, t), np.uint16 if model.cfg.vocab_size <= 65536 else np.int32),
@@ -249,9 +256,9 @@ def distill_step(model: Megalodon, batch: dict[str, torch.Tensor], ce_weight: fl
 
 
 @torch.no_grad()
-def self_agreement(model: Megalodon, windows: torch.Tensor) -> dict:
+def self_agreement(model: Megalodon, windows: torch.Tensor, start: int = 0) -> dict:
     """Teacher-forced agreement per head i >= 2: argmax q_i at t == argmax p_1 at t+i-1 (fp32, a
-    full forward from an empty state per window), and the mean KL."""
+    full forward from an empty state per window), and the mean KL, over positions t >= start."""
     agree: dict[int, list[float]] = {}
     kl: dict[int, list[float]] = {}
     for s in range(0, len(windows), 4):
@@ -261,8 +268,9 @@ def self_agreement(model: Megalodon, windows: torch.Tensor) -> dict:
         t = windows.shape[1]
         for i in range(2, model.cfg.n_predict_heads + 1):
             n = t - i + 1
-            log_q = F.log_softmax(model.logits(model.mtp[str(i)](source[:, :n]), mean[:, :n], var[:, :n]), dim=-1)
-            log_p = teacher[:, i - 1:]
+            log_q = F.log_softmax(model.logits(model.mtp[str(i)](source[:, start:n]), mean[:, start:n],
+                                               var[:, start:n]), dim=-1)
+            log_p = teacher[:, start + i - 1:]
             agree.setdefault(i, []).append(float((log_q.argmax(-1) == log_p.argmax(-1)).float().mean()))
             kl.setdefault(i, []).append(float((log_p.exp() * (log_p - log_q)).sum(-1).mean()))
     return {f"agree_{i}": round(float(np.mean(agree[i])), 4) for i in agree} | \
@@ -304,8 +312,15 @@ def main(argv=None) -> dict:
         raise SystemExit("distill_heads.py: --generate must leave a prompt (less than --seq-len)")
 
     model = student_model(base, args.heads, args.source, args.init, args.seed, args.head_hidden)
-    held_out = {name: validation_windows(np.load(path, mmap_mode="r"), args.seq_len, args.eval_windows)
-                for name in HELD_OUT if (path := args.heldout / f"heldout_{name}_tokens.npy").exists()}
+    # Held-out sets as (windows, first position scored): the corpus text teacher-forced, and the
+    # same windows' first halves continued greedily, scored where the drafts are of generated text.
+    held_out = {}
+    for name in HELD_OUT:
+        if (path := args.heldout / f"heldout_{name}_tokens.npy").exists():
+            windows = validation_windows(np.load(path, mmap_mode="r"), args.seq_len, args.eval_windows).numpy()
+            half = args.seq_len // 2
+            held_out[name] = (torch.from_numpy(windows), 0)
+            held_out[f"{name}_greedy"] = (torch.from_numpy(greedy_continued(windows, half, args)), half - 1)
     cache = build_cache(base, args, args.cache)
     n_windows = len(cache["tokens"])
 
@@ -319,8 +334,10 @@ def main(argv=None) -> dict:
         rng.bit_generator.state = resumed["distill"]["data_rng"]
         step, elapsed, before = resumed["distill"]["step"], resumed["distill"]["elapsed_s"], resumed["distill"]["before"]
     else:
-        before = {name: self_agreement(model, w) for name, w in held_out.items()}
-        print(f"self-agreement before: {json.dumps(before)}", file=sys.stderr)
+        original = Megalodon(MegalodonConfig(**base["config"]))
+        original.load_state_dict(base["model"])
+        before = {name: self_agreement(original.eval(), *w) for name, w in held_out.items()}
+        print(f"self-agreement of the checkpoint's heads: {json.dumps(before)}", file=sys.stderr)
     run_args = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
 
     def save() -> None:
@@ -354,7 +371,7 @@ def main(argv=None) -> dict:
         if step % args.eval_every == 0 or step == args.steps or out_of_time:
             model.eval()
             for name, windows in held_out.items():
-                record.update({f"val_{name}_{k}": v for k, v in self_agreement(model, windows).items()})
+                record.update({f"val_{name}_{k}": v for k, v in self_agreement(model, *windows).items()})
             model.train()
         log.write(json.dumps(record) + "\n")
         log.flush()
@@ -368,7 +385,7 @@ def main(argv=None) -> dict:
     log.close()
     save()
     model.eval()
-    after = {name: self_agreement(model, w) for name, w in held_out.items()}
+    after = {name: self_agreement(model, *w) for name, w in held_out.items()}
     notes = export_checkpoint(checkpoint_path, args.out / "model.gguf", args.export_dtype)
     summary = {"checkpoint": str(args.checkpoint), "heads": args.heads, "source": args.source, "init": args.init,
                "head_hidden": model.cfg.mtp_hidden_dim,

@@ -77,7 +77,7 @@ def test_trunk_and_head_1_unchanged_and_loss_decreases(base_checkpoint, distille
     assert [r["step"] for r in log] == list(range(1, 41))
     early, late = np.mean([r["loss"] for r in log[:5]]), np.mean([r["loss"] for r in log[-5:]])
     assert late < 0.8 * early, (early, late)
-    for name in ("book", "code"):
+    for name in ("book", "code", "book_greedy", "code_greedy"):
         assert set(summary["self_agreement_after"][name]) == {"agree_2", "agree_3", "kl_2", "kl_3"}
         assert summary["self_agreement_after"][name]["kl_2"] < summary["self_agreement_before"][name]["kl_2"]
 
@@ -118,3 +118,11 @@ def test_a_fourth_head_on_the_final_state_exports_and_runs(base_checkpoint, tmp_
         result = rt.generate(rt.new_state(), tokens[:10], 12, temperature=0.0, stop_at_eos=False, speculative=True)
     assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
     assert result.draft_heads == 4 and len(result.tokens) == 12
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(base_checkpoint, tmp_path):
+    out = tmp_path / "resumed"
+    distill_heads.main(["--checkpoint", str(base_checkpoint), "--out", str(out), "--steps", "6", *SETTINGS])
+    summary = distill_heads.main(["--out", str(out), "--resume", "--steps", "10", *SETTINGS])
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 11)) and summary["steps"] == 10
