@@ -328,6 +328,7 @@ class Generation {
           tokensPerForward: stats.tokensPerForward,
           draftedPerHead: stats.draftedPerHead,
           acceptedPerHead: stats.acceptedPerHead,
+          windowsByRows: stats.windowsByRows,
         },
       };
       return this.#final;

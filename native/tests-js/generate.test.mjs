@@ -234,6 +234,9 @@ describe('eval and generate', () => {
       assert.equal(stats.acceptedPerHead.length, model.info.nPredictHeads - 1);
       assert.equal(stats.forwardPasses + stats.acceptedPerHead.reduce((a, b) => a + b, 0), 24);
       assert.ok(Math.abs(stats.tokensPerForward - 24 / stats.forwardPasses) < 1e-9);
+      assert.equal(stats.windowsByRows.length, model.info.nPredictHeads);
+      assert.equal(stats.windowsByRows.reduce((a, b) => a + b, 0), stats.forwardPasses);
+      assert.deepEqual(plain.speculative.windowsByRows, [24]);
     }
     const narrow = await model.generate(model.createState(), { prompt: 'the', maxTokens: 5, speculative: true, draft: 1 }).result;
     assert.equal(narrow.speculative.draftHeads, 1);
