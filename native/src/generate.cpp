@@ -161,6 +161,7 @@ void decode_plain(const Model &model, State &state, Sampler &sampler, Output &ou
         if (result) {
             result->n_tokens = out.emitted();
             result->forward_passes = out.emitted();
+            result->windows[0] = out.emitted();
             result->generate_seconds = seconds_since(start);
         }
         if (stop) break;
