@@ -219,21 +219,23 @@ int32_t draw_residual(const std::vector<TokenProb> &p, const DenseProbs &q, Rng 
 }
 
 // The number of rows of each verification window (1: a plain step, up to k: every draft) when
-// the caller leaves it to the runtime. Whether a draft pays depends on its acceptance, which
-// depends on the text, and on what one more row costs, which depends on the model and the
-// machine; so the chooser measures tokens per second for each length: every length a few times
-// first, then mostly the fastest, and each other length now and then. The measurements carry
-// over from one generation to the next on the same model (Model::window_speeds).
+// the caller leaves it to the runtime. A length r gives 1 + sum over j < r of P(the first j
+// drafts are accepted) tokens per window, which depends on the text, and costs the time of an
+// r-row window, which depends on the model and the machine: both are measured (acceptance at
+// depth j from every window with j drafts or more, the time from the windows of each length),
+// and the length with the most tokens per second is used. Every length runs a few times first,
+// and now and then later a full window (acceptance at every depth) or the length used longest
+// ago (its time). The measurements carry over to the next generation on the model.
 class WindowLengthChooser {
 public:
     // fixed: always k rows (a draft length the caller chose, or sampling, whose seed must keep
     // giving the same tokens).
     WindowLengthChooser(const Model &model, int k, bool fixed)
         : model_(model), k_(k), fixed_(fixed || k == 1), last_(size_t(k), -1) {
-        if (!fixed_) speeds_ = model.window_speeds(k);
+        if (!fixed_) stats_ = model.window_stats(k);
     }
     ~WindowLengthChooser() {
-        if (!fixed_) model_.set_window_speeds(k_, speeds_);
+        if (!fixed_) model_.set_window_stats(k_, stats_);
     }
     WindowLengthChooser(const WindowLengthChooser &) = delete;
     WindowLengthChooser &operator=(const WindowLengthChooser &) = delete;
@@ -243,11 +245,15 @@ public:
         const int64_t n = decisions_++;
         int rows = 0;
         for (int r = k_; r >= 1 && rows == 0; --r)
-            if (speeds_[size_t(r - 1)].uses < kWarmupUses && last_[size_t(r - 1)] < 0) rows = r;
+            if (stats_.lengths[size_t(r - 1)].uses < kWarmupUses && last_[size_t(r - 1)] < 0) rows = r;
         if (rows == 0 && n % kExploreEvery == kExploreEvery - 1) {
-            rows = 1;  // the length this generation used longest ago
-            for (int r = 2; r <= k_; ++r)
-                if (last_[size_t(r - 1)] < last_[size_t(rows - 1)]) rows = r;
+            if ((n / kExploreEvery) % 2 == 0) {
+                rows = k_;
+            } else {
+                rows = 1;  // the length this generation used longest ago
+                for (int r = 2; r <= k_; ++r)
+                    if (last_[size_t(r - 1)] < last_[size_t(rows - 1)]) rows = r;
+            }
         }
         if (rows == 0) {
             rows = k_;
@@ -258,28 +264,45 @@ public:
         return rows;
     }
 
-    // A window of the chosen length gave `tokens` in `seconds`.
-    void record(int rows, int64_t tokens, double seconds) {
+    // A window of `rows` rows, of the length chosen for it unless cut short, kept `accepted`
+    // drafts and took `seconds`.
+    void record(int rows, bool chosen_length, int64_t accepted, double seconds) {
         if (fixed_) return;
-        WindowSpeed &s = speeds_[size_t(rows - 1)];
-        s.tokens = kDecay * s.tokens + double(tokens);
-        s.seconds = kDecay * s.seconds + seconds;
-        ++s.uses;
+        for (int j = 1; j < rows; ++j) {
+            WindowStats::Depth &d = stats_.depths[size_t(j)];
+            d.tried = kDecay * d.tried + 1.0;
+            d.passed = kDecay * d.passed + (accepted >= j ? 1.0 : 0.0);
+        }
+        if (!chosen_length) return;  // a window cut short costs less than its length
+        WindowStats::Length &l = stats_.lengths[size_t(rows - 1)];
+        l.seconds = kDecay * l.seconds + seconds;
+        l.windows = kDecay * l.windows + 1.0;
+        ++l.uses;
     }
 
 private:
-    static constexpr int64_t kWarmupUses = 4;  // windows of a length before its speed counts
+    static constexpr int64_t kWarmupUses = 3;  // windows of a length before its time counts
     static constexpr int64_t kExploreEvery = 16;
-    static constexpr double kDecay = 0.95;  // about the last twenty windows of a length count
+    static constexpr double kDecay = 0.97;  // about the last thirty windows count
+
+    // Expected tokens per second of windows of `rows` rows (0 while unmeasured).
     double rate(int rows) const {
-        const WindowSpeed &s = speeds_[size_t(rows - 1)];
-        return s.seconds > 0 ? s.tokens / s.seconds : 0.0;
+        const WindowStats::Length &l = stats_.lengths[size_t(rows - 1)];
+        if (l.windows <= 0 || l.seconds <= 0) return 0.0;
+        double tokens = 1.0, all_passed = 1.0;
+        for (int j = 1; j < rows; ++j) {
+            const WindowStats::Depth &d = stats_.depths[size_t(j)];
+            // P(first j accepted), no higher than at depth j - 1; unmeasured depths count as 0.
+            all_passed = std::min(all_passed, d.tried > 0 ? d.passed / d.tried : 0.0);
+            tokens += all_passed;
+        }
+        return tokens / (l.seconds / l.windows);
     }
 
     const Model &model_;
     const int k_;
     const bool fixed_;
-    std::vector<WindowSpeed> speeds_;
+    WindowStats stats_;
     std::vector<int64_t> last_;  // decision at which this generation last used each length
     int64_t decisions_ = 0;
 };
@@ -306,10 +329,10 @@ public:
                 std::min<int64_t>({rows, int64_t(drafts_.size()) + 1, C - state_.kv_len(), out_.budget()});
             window_.assign(1, c);
             window_.insert(window_.end(), drafts_.begin(), drafts_.begin() + (w - 1));
-            // The extra heads are only needed when generation may go on after this window, with
-            // drafts in the next one.
+            // The extra heads are only needed when generation may go on after this window, and
+            // only as many as the next window has drafts.
             const int next_rows = lengths_.next();
-            const int n_heads = out_.budget() > w && next_rows > 1 ? k_ : 1;
+            const int n_heads = out_.budget() > w ? next_rows : 1;
             const auto window_start = std::chrono::steady_clock::now();
             int64_t accepted = 0;
             int32_t next = -1;
@@ -342,7 +365,7 @@ public:
             const auto commit_start = std::chrono::steady_clock::now();
             commit_window(model_, state_, window_.data(), keep, last_logits_.data(), n_last);
             seconds += seconds_since(commit_start);
-            if (w == rows) lengths_.record(rows, keep, seconds);  // windows cut short say nothing
+            lengths_.record(int(w), w == rows, accepted, seconds);
             if (result) report(result, start);
             if (stop) break;
             c = next;

@@ -455,23 +455,26 @@ void Model::set_threads(int n_threads) {
     allocate_attention_scratch();
 }
 
-std::vector<WindowSpeed> Model::window_speeds(int k) const {
+WindowStats Model::window_stats(int k) const {
     std::lock_guard<std::mutex> guard(speeds_mutex_);
     const std::pair<int, int> key{k, pool_->size()};
-    for (const auto &entry : window_speeds_)
+    for (const auto &entry : window_stats_)
         if (entry.first == key) return entry.second;
-    return std::vector<WindowSpeed>(size_t(k));
+    WindowStats fresh;
+    fresh.lengths.resize(size_t(k));
+    fresh.depths.resize(size_t(k));
+    return fresh;
 }
 
-void Model::set_window_speeds(int k, const std::vector<WindowSpeed> &speeds) const {
+void Model::set_window_stats(int k, const WindowStats &stats) const {
     std::lock_guard<std::mutex> guard(speeds_mutex_);
     const std::pair<int, int> key{k, pool_->size()};
-    for (auto &entry : window_speeds_)
+    for (auto &entry : window_stats_)
         if (entry.first == key) {
-            entry.second = speeds;
+            entry.second = stats;
             return;
         }
-    window_speeds_.emplace_back(key, speeds);
+    window_stats_.emplace_back(key, stats);
 }
 
 int64_t Model::state_bytes_at_boundary() const {

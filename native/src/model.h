@@ -124,11 +124,20 @@ struct Scratch {
     int attn_threads = 0;
 };
 
-// Decode speed of one length of speculative verification window, as measured so far
-// (decaying sums, so recent windows count most).
-struct WindowSpeed {
-    double tokens = 0, seconds = 0;
-    int64_t uses = 0;
+// What speculative decoding has measured on this model for a draft width k (generate.cpp
+// chooses window lengths from it): per window length, the time of a window (decaying sums, so
+// recent windows count most), and per draft depth j, how often the first j drafts were all
+// accepted among the windows that had at least j drafts.
+struct WindowStats {
+    struct Length {
+        double seconds = 0, windows = 0;
+        int64_t uses = 0;
+    };
+    struct Depth {
+        double passed = 0, tried = 0;
+    };
+    std::vector<Length> lengths;  // [k]: windows of 1..k rows
+    std::vector<Depth> depths;    // [k]: depths 1..k-1 at index 1..k-1
 };
 
 class Model {
@@ -170,11 +179,11 @@ public:
     Scratch &scratch() const { return scratch_; }
     // Serialises the calls that run the model (they share the scratch buffers and the pool).
     std::mutex &run_mutex() const { return run_mutex_; }
-    // Speeds of window lengths 1..k measured by earlier generations with k heads and the
-    // current thread count (all zero at first): a generation starts from them and leaves its
-    // own measurements, so only the first one on a machine pays for trying every length.
-    std::vector<WindowSpeed> window_speeds(int k) const;
-    void set_window_speeds(int k, const std::vector<WindowSpeed> &speeds) const;
+    // Window statistics measured by earlier generations with k heads and the current thread
+    // count (empty at first): a generation starts from them and leaves its own, so only the
+    // first one on a machine pays for trying every window length.
+    WindowStats window_stats(int k) const;
+    void set_window_stats(int k, const WindowStats &stats) const;
 
 private:
     Model() = default;
@@ -206,7 +215,7 @@ private:
     mutable Scratch scratch_;
     mutable std::mutex run_mutex_;
     mutable std::mutex speeds_mutex_;
-    mutable std::vector<std::pair<std::pair<int, int>, std::vector<WindowSpeed>>> window_speeds_;  // (k, threads)
+    mutable std::vector<std::pair<std::pair<int, int>, WindowStats>> window_stats_;  // by (k, threads)
 };
 
 }  // namespace mgl
