@@ -118,6 +118,16 @@ void cema_step(const CemaRow &row, const float *x, float *c, const float *h_re, 
 }  // namespace avx512
 #endif
 
+// e^x in the vector kernels: the exponent n = round(x·log2 e) goes into the float's exponent bits
+// and e^r, r = x - n·ln 2 (ln 2 in two parts), comes from a degree-6 polynomial (the Cephes expf
+// coefficients; about 1 ulp). x is clamped to [kExpMin, kExpMax] so that 2^n stays a normal float.
+constexpr float kExpMin = -87.3f, kExpMax = 88.3f;
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+// Highest power first; e^r = 1 + r + r^2 · poly(r).
+constexpr float kExpPoly[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                               4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+
 // Test hooks: whether this CPU can run `isa`, and forcing the kernel set used by matmul and
 // dequantize_row (throws MGL_ERR_UNSUPPORTED when the CPU cannot run it).
 bool isa_supported(Isa isa);
