@@ -121,7 +121,7 @@ void cema_rows(const LayerWeights &w, const RowStates &re_states, const RowState
         float *ct = c + t * D + d0;
         const float *h_re = re_states.read(t), *h_im = im_states.read(t);
         float *out_re = re_states.write(t), *out_im = im_states.write(t);
-        for (int64_t d = d0; d < d1; ++d) c[t * D + d] = w.cema_omega[size_t(d)] * x_hat[t * D + d];
+        for (int64_t d = 0; d < d1 - d0; ++d) ct[d] = w.cema_omega[size_t(d0 + d)] * xt[d];
         for (int64_t n = 0; n < N; ++n) {
             const int64_t off = n * D + d0;
             const CemaRow row{w.cema_q_re.data() + off, w.cema_q_im.data() + off, w.cema_p.data() + off,

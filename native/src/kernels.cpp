@@ -632,17 +632,14 @@ void validate_weights(const WeightView &W, const char *fn) {
         fail(MGL_ERR_INVALID_ARG, where + "cols = " + std::to_string(W.cols) + " is not a multiple of 32 (q8_0)");
     if (W.transposed && W.type != DType::F32) fail(MGL_ERR_INVALID_ARG, where + "only f32 weights may be transposed");
     if (W.transposed && W.q8_panels) fail(MGL_ERR_INVALID_ARG, where + "transposed weights have no int8 panels");
-    if (W.transposed) {
-        if (W.ld < 0 || (W.ld != 0 && W.ld < W.rows))
-            fail(MGL_ERR_INVALID_ARG,
-                 where + "ld = " + std::to_string(W.ld) + " is smaller than rows = " + std::to_string(W.rows) +
-                     " (transposed)");
-    } else if (W.ld != 0 && W.ld != W.cols && W.type != DType::F32) {
+    if (!W.transposed && W.ld != 0 && W.ld != W.cols && W.type != DType::F32)
         fail(MGL_ERR_INVALID_ARG, where + "ld = " + std::to_string(W.ld) + " != cols: only f32 rows may be strided");
-    }
-    if (!W.transposed && (W.ld < 0 || (W.ld != 0 && W.ld < W.cols)))
-        fail(MGL_ERR_INVALID_ARG,
-             where + "ld = " + std::to_string(W.ld) + " is smaller than cols = " + std::to_string(W.cols));
+    // ld steps over rows, or over depths when transposed.
+    const int64_t min_ld = W.transposed ? W.rows : W.cols;
+    if (W.ld < 0 || (W.ld != 0 && W.ld < min_ld))
+        fail(MGL_ERR_INVALID_ARG, where + "ld = " + std::to_string(W.ld) + " is smaller than " +
+                                      (W.transposed ? "rows = " : "cols = ") + std::to_string(min_ld) +
+                                      (W.transposed ? " (transposed)" : ""));
     if (!W.data && W.rows > 0 && W.cols > 0) fail(MGL_ERR_INVALID_ARG, where + "data is null");
 }
 
@@ -696,9 +693,9 @@ void matmul(ThreadPool *pool, const float *X, int64_t M, int64_t ldx, const Weig
     if (pool && (pool->size() == 1 || M * N * K < kMinParallelMacs)) pool = nullptr;
     const KernelTable &kt = active_table();
     const bool int8_gemm = W.type == DType::Q8_0 && kt.tile_q8;
-    if (int8_gemm && W.q8_panels) gemm_q8(pool, kt, X, M, ldx, W, bias, Y, ldy);
-    else if (M < (int8_gemm ? kGemmMinRowsInt8 : kGemmMinRows)) gemv(pool, kt, X, M, ldx, W, bias, Y, ldy);
-    else if (int8_gemm) gemm_q8(pool, kt, X, M, ldx, W, bias, Y, ldy);
+    // With panels the int8 GEMM takes every row count; without, only enough rows to pay for packing.
+    if (int8_gemm && (W.q8_panels || M >= kGemmMinRowsInt8)) gemm_q8(pool, kt, X, M, ldx, W, bias, Y, ldy);
+    else if (M < kGemmMinRows) gemv(pool, kt, X, M, ldx, W, bias, Y, ldy);
     else if (ceil_div(M, kt.mr) * kt.mr * K <= kFewRowsMaxFloats) gemm_few_rows(pool, kt, X, M, ldx, W, bias, Y, ldy);
     else gemm_many_rows(pool, kt, X, M, ldx, W, bias, Y, ldy);
 }

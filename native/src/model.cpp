@@ -456,10 +456,9 @@ void Model::set_threads(int n_threads) {
 }
 
 WindowStats Model::window_stats(int k) const {
-    std::lock_guard<std::mutex> guard(speeds_mutex_);
-    const std::pair<int, int> key{k, pool_->size()};
-    for (const auto &entry : window_stats_)
-        if (entry.first == key) return entry.second;
+    std::lock_guard<std::mutex> guard(window_stats_mutex_);
+    const auto found = window_stats_.find({k, pool_->size()});
+    if (found != window_stats_.end()) return found->second;
     WindowStats fresh;
     fresh.lengths.resize(size_t(k));
     fresh.depths.resize(size_t(k));
@@ -467,14 +466,8 @@ WindowStats Model::window_stats(int k) const {
 }
 
 void Model::set_window_stats(int k, const WindowStats &stats) const {
-    std::lock_guard<std::mutex> guard(speeds_mutex_);
-    const std::pair<int, int> key{k, pool_->size()};
-    for (auto &entry : window_stats_)
-        if (entry.first == key) {
-            entry.second = stats;
-            return;
-        }
-    window_stats_.emplace_back(key, stats);
+    std::lock_guard<std::mutex> guard(window_stats_mutex_);
+    window_stats_[{k, pool_->size()}] = stats;
 }
 
 int64_t Model::state_bytes_at_boundary() const {

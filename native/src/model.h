@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -214,8 +215,8 @@ private:
 
     mutable Scratch scratch_;
     mutable std::mutex run_mutex_;
-    mutable std::mutex speeds_mutex_;
-    mutable std::vector<std::pair<std::pair<int, int>, WindowStats>> window_stats_;  // by (k, threads)
+    mutable std::mutex window_stats_mutex_;
+    mutable std::map<std::pair<int, int>, WindowStats> window_stats_;  // by (k, threads)
 };
 
 }  // namespace mgl

@@ -26,9 +26,8 @@ inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 // NaN logits take no part in sampling (they would break the orderings below).
 inline float sanitised(float x) { return std::isnan(x) ? -std::numeric_limits<float>::infinity() : x; }
 
-// Index of the first largest value, NaN counting as -inf (0 when nothing is above -inf). Two
-// passes that the compiler vectorises: greedy decoding calls this once per generated or
-// verified token.
+// Index of the first largest value, NaN counting as -inf (0 when nothing is above -inf): the
+// maximum, then its first place. Greedy decoding calls this once per generated or verified token.
 int32_t first_max(const float *x, int32_t n) {
     const float lowest = -std::numeric_limits<float>::infinity();
     // Sixteen running maxima (element-wise, so the compiler vectorises them; max is exact, so
