@@ -349,6 +349,17 @@ TEST_CASE(matmul_q8_0_with_panels) {
 // Transposed f32 weights (W[k][n] storage, as attention keeps its keys and values): every route
 // against float64; on the GEMV route a row's outputs are bit-identical whether it is multiplied
 // alone or with others, over any column range, and with extra depths whose activations are zero.
+static WeightView transposed_weights(const std::vector<float> &data, int64_t rows, int64_t cols, int64_t ld) {
+    WeightView w;
+    w.type = DType::F32;
+    w.data = data.data();
+    w.rows = rows;
+    w.cols = cols;
+    w.ld = ld;
+    w.transposed = true;
+    return w;
+}
+
 TEST_CASE(matmul_f32_transposed) {
     std::mt19937 rng(808);
     for (Isa isa : supported_isas()) {
@@ -359,13 +370,7 @@ TEST_CASE(matmul_f32_transposed) {
                 const int64_t ld = N + (M % 2 ? 0 : 9), ldx = K + 2;
                 std::vector<float> wt = random_vector(static_cast<size_t>(K * ld), rng);
                 std::vector<float> X = random_vector(static_cast<size_t>(M * ldx), rng), bias = random_vector(size_t(N), rng);
-                WeightView w;
-                w.type = DType::F32;
-                w.data = wt.data();
-                w.rows = N;
-                w.cols = K;
-                w.ld = ld;
-                w.transposed = true;
+                const WeightView w = transposed_weights(wt, N, K, ld);
                 std::vector<float> Y(static_cast<size_t>(M * N));
                 mgl::matmul(pools().get(int(M % 4)), X.data(), M, ldx, w, M % 3 ? bias.data() : nullptr, Y.data(), N);
                 int bad = 0;
@@ -391,13 +396,11 @@ TEST_CASE(matmul_f32_transposed) {
         std::vector<float> X(static_cast<size_t>(M * K_pad), 0.0f);
         for (int64_t m = 0; m < M; ++m)
             for (int64_t k = 0; k < K; ++k) X[m * K_pad + k] = random_vector(1, rng)[0];
-        WeightView w;
-        w.type = DType::F32;
-        w.data = wt.data();
-        w.rows = N;
-        w.cols = K_pad;
-        w.transposed = true;
+        const WeightView w = transposed_weights(wt, N, K_pad, 0);
         CHECK(mgl::matmul_row_exact_rows(w) >= M);
+        std::vector<float> column(static_cast<size_t>(K_pad));
+        mgl::dequantize_row(w, 123, column.data());  // row 123 of W is column 123 of the storage
+        for (int64_t k = 0; k < K_pad; ++k) CHECK_EQ(column[size_t(k)], wt[size_t(k * N + 123)]);
         std::vector<float> Y(static_cast<size_t>(M * N)), alone(static_cast<size_t>(N)), part(static_cast<size_t>(N));
         mgl::matmul(pools().get(2), X.data(), M, K_pad, w, nullptr, Y.data(), N);
         WeightView shorter = w;
