@@ -287,12 +287,25 @@ def lr_at(step: int, elapsed: float, args) -> float:
     return args.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress))))
 
 
+def load_checkpoint(path: Path, what: str) -> dict:
+    """A train.py / distill_heads.py checkpoint, or a one-line error naming the file."""
+    if not path.is_file():
+        raise SystemExit(f"distill_heads.py: {what} {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # pickle, zip and torch errors alike: the file is not a checkpoint
+        raise SystemExit(f"distill_heads.py: {what} {path} is not a readable checkpoint ({error})") from None
+    if not isinstance(checkpoint, dict) or "config" not in checkpoint or "model" not in checkpoint:
+        raise SystemExit(f"distill_heads.py: {what} {path} is not a train.py checkpoint (no config and model)")
+    return checkpoint
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     checkpoint_path = args.out / "checkpoint.pt"
-    resumed = torch.load(checkpoint_path, map_location="cpu", weights_only=False) \
+    resumed = load_checkpoint(checkpoint_path, "the run's checkpoint") \
         if args.resume and checkpoint_path.exists() else None
     if resumed:  # the run's own settings, as train.py's resume does; time and steps may be extended
         saved = resumed["distill"]["args"]
@@ -300,7 +313,7 @@ def main(argv=None) -> dict:
             if key not in ("resume", "max_minutes", "steps", "eval_every", "save_every", "threads"):
                 setattr(args, key, Path(value) if key in ("checkpoint", "out", "tokens", "heldout", "cache") and value
                         else value)
-    base = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
+    base = load_checkpoint(args.checkpoint, "--checkpoint")
     args.tokens = args.tokens or args.checkpoint.parent / "train_tokens.npy"
     args.heldout = args.heldout or args.checkpoint.parent
     args.cache = args.cache or args.out / "cache"

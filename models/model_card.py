@@ -281,6 +281,10 @@ def main(argv=None) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from train import load_tokenizer, tokenize_file
 
+    for folder in [args.run] + ([args.heads_run] if args.heads_run else []):
+        for name in ("model.gguf", "summary.json"):
+            if not (folder / name).is_file():
+                raise SystemExit(f"model_card.py: {folder / name} does not exist (give a finished run folder)")
     args.out.mkdir(parents=True, exist_ok=True)
     model_path = args.out / args.model_name
     shutil.copyfile((args.heads_run or args.run) / "model.gguf", model_path)

@@ -126,3 +126,16 @@ def test_an_interrupted_run_resumes_where_it_stopped(base_checkpoint, tmp_path):
     summary = distill_heads.main(["--out", str(out), "--resume", "--steps", "10", *SETTINGS])
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == list(range(1, 11)) and summary["steps"] == 10
+
+
+def test_bad_checkpoints_give_one_line_errors(tmp_path):
+    with pytest.raises(SystemExit, match="does not exist"):
+        distill_heads.main(["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "out")])
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint\n")
+    with pytest.raises(SystemExit, match="is not a readable checkpoint"):
+        distill_heads.main(["--checkpoint", str(garbage), "--out", str(tmp_path / "out")])
+    other = tmp_path / "other.pt"
+    torch.save({"weights": [1, 2, 3]}, other)
+    with pytest.raises(SystemExit, match="is not a train.py checkpoint"):
+        distill_heads.main(["--checkpoint", str(other), "--out", str(tmp_path / "out")])
