@@ -1,7 +1,7 @@
 // Thread pool with persistent workers. Dispatch is meant to be cheap because the model calls it
 // several times per layer and per decoded token: a job is published with one atomic store, idle
 // workers spin on it for a short while before sleeping on a condition variable, and tasks are
-// claimed with one compare-and-swap each. The caller runs tasks too and returns as soon as every
+// claimed with one compare-and-swap each, from the thread's own share first. The caller runs tasks too and returns as soon as every
 // task is finished, without waiting for workers that were not scheduled in time (the machine may
 // be busy with other processes).
 #include "threadpool.h"
@@ -49,6 +49,7 @@ template <class Pred> bool spin_until(Pred done) {
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads) {
     if (n_threads < 1)
         fail(MGL_ERR_INVALID_ARG, "ThreadPool: thread count must be >= 1, got " + std::to_string(n_threads));
+    shares_.reset(new Share[static_cast<size_t>(n_threads)]);
     threads_.reserve(static_cast<size_t>(n_threads - 1));
     try {
         for (int i = 1; i < n_threads; ++i) threads_.emplace_back(&ThreadPool::worker, this, i);
@@ -69,9 +70,18 @@ ThreadPool::~ThreadPool() {
 }
 
 namespace {
-constexpr int kCountBits = 40;
-constexpr uint64_t kCountMask = (uint64_t(1) << kCountBits) - 1;
-constexpr uint64_t kGenerationMask = (uint64_t(1) << (64 - kCountBits)) - 1;
+constexpr int kIndexBits = 20;
+constexpr uint64_t kIndexMask = (uint64_t(1) << kIndexBits) - 1;
+constexpr int kGenerationShift = 2 * kIndexBits;
+constexpr uint64_t kGenerationMask = (uint64_t(1) << (64 - kGenerationShift)) - 1;
+
+// A share's word: generation, next task, end.
+inline uint64_t share_word(uint64_t generation, int64_t next, int64_t end) {
+    return (generation << kGenerationShift) | (static_cast<uint64_t>(next) << kIndexBits) | static_cast<uint64_t>(end);
+}
+inline uint64_t word_generation(uint64_t w) { return w >> kGenerationShift; }
+inline int64_t word_next(uint64_t w) { return static_cast<int64_t>((w >> kIndexBits) & kIndexMask); }
+inline int64_t word_end(uint64_t w) { return static_cast<int64_t>(w & kIndexMask); }
 }  // namespace
 
 // Marks `count` tasks as finished; whoever completes the job wakes a sleeping caller. The
@@ -84,50 +94,67 @@ void ThreadPool::finish_tasks(int64_t count, int64_t n_tasks) {
     }
 }
 
-void ThreadPool::run_tasks(uint64_t generation, int thread) {
-    uint64_t state = claim_.load(std::memory_order_acquire);
+bool ThreadPool::claim(int share, uint64_t generation, int64_t &task) {
+    std::atomic<uint64_t> &word = shares_[static_cast<size_t>(share)].word;
+    uint64_t w = word.load(std::memory_order_acquire);
     for (;;) {
-        if ((state >> kCountBits) != generation || (state & kCountMask) == 0) return;
-        if (!claim_.compare_exchange_weak(state, state - 1, std::memory_order_acq_rel, std::memory_order_acquire))
-            continue;
-        // A claimed task keeps the job alive, so job_ and n_tasks_ are stable until it is finished.
-        const int64_t n_tasks = n_tasks_;
-        const int64_t task = n_tasks - static_cast<int64_t>(state & kCountMask);
-        try {
-            (*job_)(task, thread);
-        } catch (...) {
-            {
-                std::lock_guard<std::mutex> lock(mu_);
-                if (!error_) error_ = std::current_exception();
-            }
-            // Skip the tasks nobody has claimed yet.
-            uint64_t rest = claim_.load(std::memory_order_acquire);
-            while ((rest >> kCountBits) == generation && (rest & kCountMask) != 0 &&
-                   !claim_.compare_exchange_weak(rest, rest & ~kCountMask, std::memory_order_acq_rel)) {
-            }
-            const int64_t skipped = (rest >> kCountBits) == generation ? static_cast<int64_t>(rest & kCountMask) : 0;
-            finish_tasks(skipped + 1, n_tasks);
-            return;
+        if (word_generation(w) != generation || word_next(w) >= word_end(w)) return false;
+        if (word.compare_exchange_weak(w, w + (uint64_t(1) << kIndexBits), std::memory_order_acq_rel,
+                                       std::memory_order_acquire)) {
+            task = word_next(w);
+            return true;
         }
-        finish_tasks(1, n_tasks);
-        state = claim_.load(std::memory_order_acquire);
+    }
+}
+
+void ThreadPool::run_tasks(uint64_t generation, int thread) {
+    for (int k = 0; k < n_threads_; ++k) {
+        const int share = (thread + k) % n_threads_;
+        int64_t task;
+        while (claim(share, generation, task)) {
+            // A claimed task keeps the job alive, so job_ and n_tasks_ are stable until it is finished.
+            const int64_t n_tasks = n_tasks_;
+            try {
+                (*job_)(task, thread);
+            } catch (...) {
+                {
+                    std::lock_guard<std::mutex> lock(mu_);
+                    if (!error_) error_ = std::current_exception();
+                }
+                // Skip the tasks nobody has claimed yet.
+                int64_t skipped = 0;
+                for (int i = 0; i < n_threads_; ++i) {
+                    std::atomic<uint64_t> &word = shares_[static_cast<size_t>(i)].word;
+                    uint64_t w = word.load(std::memory_order_acquire);
+                    while (word_generation(w) == generation && word_next(w) < word_end(w) &&
+                           !word.compare_exchange_weak(w, share_word(generation, word_end(w), word_end(w)),
+                                                       std::memory_order_acq_rel, std::memory_order_acquire)) {
+                    }
+                    if (word_generation(w) == generation && word_next(w) < word_end(w))
+                        skipped += word_end(w) - word_next(w);
+                }
+                finish_tasks(skipped + 1, n_tasks);
+                return;
+            }
+            finish_tasks(1, n_tasks);
+        }
     }
 }
 
 void ThreadPool::worker(int index) {
     uint64_t seen = 0;
     auto started = [&] {
-        return (claim_.load(std::memory_order_acquire) >> kCountBits) != seen || stop_.load(std::memory_order_relaxed);
+        return job_generation_.load(std::memory_order_acquire) != seen || stop_.load(std::memory_order_relaxed);
     };
     for (;;) {
         if (!spin_until(started)) {
             std::unique_lock<std::mutex> lock(mu_);
             sleeping_workers_.fetch_add(1);
-            cv_start_.wait(lock, [&] { return (claim_.load() >> kCountBits) != seen || stop_.load(); });
+            cv_start_.wait(lock, [&] { return job_generation_.load() != seen || stop_.load(); });
             sleeping_workers_.fetch_sub(1);
         }
         if (stop_.load()) return;
-        seen = claim_.load(std::memory_order_acquire) >> kCountBits;
+        seen = job_generation_.load(std::memory_order_acquire);
         run_tasks(seen, index);
     }
 }
@@ -142,7 +169,7 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t 
     } release{busy_};
 
     if (n_tasks <= 0) return;
-    if (static_cast<uint64_t>(n_tasks) > kCountMask)
+    if (static_cast<uint64_t>(n_tasks) > kIndexMask)
         fail(MGL_ERR_INVALID_ARG, "ThreadPool::parallel_for: too many tasks (" + std::to_string(n_tasks) + ")");
     if (n_threads_ == 1 || n_tasks == 1) {
         for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
@@ -155,9 +182,13 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t 
     done_.store(0, std::memory_order_relaxed);
     generation_ = (generation_ + 1) & kGenerationMask;
     if (generation_ == 0) generation_ = 1;  // 0 is what the workers start out having seen
-    // Publishes the job. A worker that decided to sleep has registered in sleeping_workers_
-    // before re-checking claim_ under mu_; taking mu_ here orders the notify after that.
-    claim_.store((generation_ << kCountBits) | static_cast<uint64_t>(n_tasks));
+    for (int i = 0; i < n_threads_; ++i)
+        shares_[static_cast<size_t>(i)].word.store(
+            share_word(generation_, n_tasks * i / n_threads_, n_tasks * (i + 1) / n_threads_), std::memory_order_relaxed);
+    // Publishes the job (the release store orders the shares before it). A worker that decided to
+    // sleep has registered in sleeping_workers_ before re-checking job_generation_ under mu_;
+    // taking mu_ here orders the notify after that.
+    job_generation_.store(generation_);
     if (sleeping_workers_.load() > 0) {
         { std::lock_guard<std::mutex> lock(mu_); }
         cv_start_.notify_all();

@@ -720,6 +720,26 @@ TEST_CASE(thread_pool_runs_every_task_once) {
     }
 }
 
+// Each thread starts on its own share of the tasks; a slow thread's share is taken over by the
+// others, so nobody waits for it longer than its current task.
+TEST_CASE(thread_pool_shares_and_takes_over_a_slow_share) {
+    mgl::ThreadPool pool(2);
+    std::vector<int> ran_by(10, -1);
+    pool.parallel_for(10, [&](int64_t task, int thread) {
+        ran_by[static_cast<size_t>(task)] = thread;
+        if (thread == 1) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    });
+    CHECK_EQ(ran_by[0], 0);  // the caller begins with its own share
+    int worker_tasks = 0, caller_in_worker_share = 0;
+    for (int64_t t = 0; t < 10; ++t) {
+        worker_tasks += ran_by[static_cast<size_t>(t)] == 1;
+        caller_in_worker_share += t >= 5 && ran_by[static_cast<size_t>(t)] == 0;
+    }
+    // The worker sleeps in its first task, by which time the caller has run the rest.
+    CHECK(worker_tasks <= 1);
+    CHECK_EQ(caller_in_worker_share, 5 - worker_tasks);
+}
+
 TEST_CASE(thread_pool_many_small_jobs_and_idle_gaps) {
     mgl::ThreadPool pool(3);
     std::atomic<int64_t> total{0};
