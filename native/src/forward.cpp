@@ -405,11 +405,13 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
                       nullptr, nullptr);
     });
 
-    // CEMA into m, channels in parallel.
+    // CEMA into m, channels in parallel, in whole cache lines of channels: threads writing to one
+    // line of the state would take it from each other on every row.
     const RowStates h_re = row_states(rows, re_after_, [&](size_t slot) { return st_.cema_re(layer, slot); });
     const RowStates h_im = row_states(rows, im_after_, [&](size_t slot) { return st_.cema_im(layer, slot); });
-    parallel_ranges(pool_, D, rows * N * 8, [&](int64_t d0, int64_t d1) {
-        cema_rows(w, h_re, h_im, x_hat, m, rows, D, N, d0, d1);
+    const int64_t line = 64 / int64_t(sizeof(float));
+    parallel_ranges(pool_, (D + line - 1) / line, rows * N * 8 * line, [&](int64_t b0, int64_t b1) {
+        cema_rows(w, h_re, h_im, x_hat, m, rows, D, N, b0 * line, std::min(D, b1 * line));
     });
 
     // RMSNorm of the CEMA output.

@@ -346,6 +346,7 @@ constexpr int64_t kTaskMaxMPanels = 8;           // activation panels per GEMM t
 constexpr int64_t kPassMaxBytes = 8 << 20;       // packed weights per pass
 constexpr int64_t kFewRowsMaxFloats = 96 << 10;  // packed activations that stay in L2: 384 KiB
 constexpr int64_t kMinParallelMacs = 1 << 16;    // smaller products are not worth a dispatch
+constexpr int64_t kMinParallelQuantize = 1 << 15;  // fewer activations are quantized on one thread
 constexpr int kMaxTileFloats = 32 * 32;          // >= mr * nr of every kernel set
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -527,16 +528,32 @@ void gemm_many_rows(ThreadPool *pool, const KernelTable &kt, const float *X, int
 }
 
 // Quantizes rows [r0, r0 + rows) of X into `mem` (laid out as Q8Rows expects) and describes them.
+// Where `rows` quantized rows of depth K lie in `mem`: the int8 part, then scales and sums.
+struct Q8Buffer {
+    int8_t *q;
+    float *d;
+    int32_t *sum;
+    int64_t K;
+    Q8Buffer(uint8_t *mem, int64_t rows, int64_t K_) : K(K_) {
+        q = reinterpret_cast<int8_t *>(mem);
+        d = reinterpret_cast<float *>(mem + (rows * K + 3) / 4 * 4);  // aligned after the int8 part
+        sum = reinterpret_cast<int32_t *>(d + rows * (K / kQ8Block));
+    }
+    void quantize(const KernelTable &kt, const float *x, int64_t row) const {
+        const int64_t n_blocks = K / kQ8Block;
+        kt.quantize_q8(x, K, q + row * K, d + row * n_blocks, sum + row * n_blocks);
+    }
+    Q8Rows rows_from(int64_t row) const {
+        const int64_t n_blocks = K / kQ8Block;
+        return Q8Rows{q + row * K, d + row * n_blocks, sum + row * n_blocks, K};
+    }
+};
+
 Q8Rows quantize_rows(const KernelTable &kt, const float *X, int64_t ldx, int64_t r0, int64_t rows, int64_t K,
                      uint8_t *mem) {
-    const int64_t n_blocks = K / kQ8Block;
-    const int64_t q_bytes = (rows * K + 3) / 4 * 4;  // scales and sums after the int8 part, aligned
-    int8_t *q = reinterpret_cast<int8_t *>(mem);
-    float *d = reinterpret_cast<float *>(mem + q_bytes);
-    int32_t *sum = reinterpret_cast<int32_t *>(d + rows * n_blocks);
-    for (int64_t m = 0; m < rows; ++m)
-        kt.quantize_q8(X + (r0 + m) * ldx, K, q + m * K, d + m * n_blocks, sum + m * n_blocks);
-    return Q8Rows{q, d, sum, K};
+    const Q8Buffer buffer(mem, rows, K);
+    for (int64_t m = 0; m < rows; ++m) buffer.quantize(kt, X + (r0 + m) * ldx, m);
+    return buffer.rows_from(0);
 }
 
 int64_t quantized_rows_bytes(int64_t rows, int64_t K) {
@@ -544,8 +561,8 @@ int64_t quantized_rows_bytes(int64_t rows, int64_t K) {
 }
 
 // Q8_0 weights on a kernel set with an int8 tile: weights in int8 panels (W.q8_panels, or packed
-// once per call in passes), activations quantized by each task for its rows, products over all
-// of K at once.
+// once per call in passes), activations quantized by each task for its rows (or once for all of
+// them), products over all of K at once.
 void gemm_q8(ThreadPool *pool, const KernelTable &kt, const float *X, int64_t M, int64_t ldx, const WeightView &W,
              const float *bias, float *Y, int64_t ldy) {
     const int64_t N = W.rows, K = W.cols, mr = kt.q8_mr, nr = kQ8PanelCols;
@@ -555,6 +572,17 @@ void gemm_q8(ThreadPool *pool, const KernelTable &kt, const float *X, int64_t M,
     const int64_t pass_panels =
         W.q8_panels ? n_panels : std::clamp<int64_t>(kPassMaxBytes / panel_bytes, 1, n_panels);
     uint8_t *pass_buffer = W.q8_panels ? nullptr : t_shared_pack.get<uint8_t>(pass_panels * panel_bytes);
+    // When tasks split the columns, or there are several passes, a row chunk would be quantized
+    // more than once: quantize all rows once first instead (a decode row or a window is a few).
+    const bool quantize_once = pass_panels < n_panels || TaskGrid(m_panels, pass_panels, threads).n_chunks > 1;
+    const int64_t n_blocks = K / kQ8Block;
+    const Q8Buffer all_rows(quantize_once ? t_quantized.get<uint8_t>(quantized_rows_bytes(M, K)) : nullptr,
+                            quantize_once ? M : 0, K);
+    if (quantize_once) {
+        // Rows in parallel only when there are many: a dispatch costs more than a few rows.
+        run_ranges(M * K >= kMinParallelQuantize ? pool : nullptr, M,
+                   [&](int64_t m) { all_rows.quantize(kt, X + m * ldx, m); });
+    }
     for (int64_t pass_begin = 0; pass_begin < n_panels; pass_begin += pass_panels) {
         const int64_t pn = std::min(pass_panels, n_panels - pass_begin);
         const uint8_t *packed = W.q8_panels ? W.q8_panels + pass_begin * panel_bytes : pass_buffer;
@@ -565,9 +593,9 @@ void gemm_q8(ThreadPool *pool, const KernelTable &kt, const float *X, int64_t M,
             int64_t mp0, mp1, np0, np1;
             grid.ranges(task, mp0, mp1, np0, np1);
             const int64_t r_begin = mp0 * mr, r_end = std::min(M, mp1 * mr);
-            const Q8Rows xq = quantize_rows(kt, X, ldx, r_begin, r_end - r_begin, K,
-                                            t_packed_panel.get<uint8_t>(quantized_rows_bytes(r_end - r_begin, K)));
-            const int64_t n_blocks = K / kQ8Block;
+            const Q8Rows xq = quantize_once ? all_rows.rows_from(r_begin)
+                                            : quantize_rows(kt, X, ldx, r_begin, r_end - r_begin, K,
+                                                            t_packed_panel.get<uint8_t>(quantized_rows_bytes(r_end - r_begin, K)));
             for (int64_t p = np0; p < np1; ++p) {
                 const int64_t col0 = (pass_begin + p) * nr;
                 const int64_t cols = std::min(nr, N - col0);

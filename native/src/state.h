@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -86,9 +87,21 @@ private:
     int64_t kv_values_stride() const { return model_->config().value_dim * model_->config().chunk_size; }
     void allocate();
 
+    // Cache-line aligned, so that threads splitting the CEMA channels at multiples of 16 never
+    // write to one line (forward.cpp).
+    template <class T> struct LineAligned {
+        using value_type = T;
+        LineAligned() = default;
+        template <class U> LineAligned(const LineAligned<U> &) {}
+        T *allocate(size_t n) { return static_cast<T *>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+        void deallocate(T *p, size_t) { ::operator delete(p, std::align_val_t{64}); }
+        template <class U> bool operator==(const LineAligned<U> &) const { return true; }
+        template <class U> bool operator!=(const LineAligned<U> &) const { return false; }
+    };
+    using AlignedFloats = std::vector<float, LineAligned<float>>;
     struct Recurrent {
-        std::vector<float> tsn_mean, tsn_var;  // [L + 1][G]
-        std::vector<float> cema_re, cema_im;   // [L][N][D]
+        AlignedFloats tsn_mean, tsn_var;  // [L + 1][G]
+        AlignedFloats cema_re, cema_im;   // [L][N][D]
     };
     void allocate_slot(Recurrent &slot) const;
 
