@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <mutex>
 
 #include "common.h"
@@ -71,7 +72,7 @@ inline double mean_square(const float *x, int64_t n) {
 struct RowStates {
     float *in_place = nullptr;
     const float *before = nullptr;
-    float *const *after = nullptr;  // [rows]
+    float *const *after = nullptr;  // [rows]: the ring slots, or in_place for every row
     const float *read(int64_t t) const { return in_place ? in_place : t == 0 ? before : after[t - 1]; }
     float *write(int64_t t) const { return in_place ? in_place : after[t]; }
 };
@@ -113,21 +114,19 @@ void timestep_norm(const float *x, int64_t rows, int64_t D, int64_t G, int64_t g
 // CEMA step recurrence (megalodon.md 2.2) for channels [d0, d1) over `rows` rows: row t reads
 // the state before it and writes the state after it (in place for an ordinary segment, into
 // its ring slot in a verification window: the same kernel, so the rows come out bit-identical).
-// State and coefficients are [N][D] so the kernel runs along contiguous channels.
+// State and coefficients are [N][D] so the kernel runs along contiguous channels, all rows of a
+// state row at once (its coefficients read once per segment or window, not once per row).
 void cema_rows(const LayerWeights &w, const RowStates &re_states, const RowStates &im_states, const float *x_hat,
                float *c, int64_t rows, int64_t D, int64_t N, int64_t d0, int64_t d1) {
-    for (int64_t t = 0; t < rows; ++t) {
-        const float *xt = x_hat + t * D + d0;
-        float *ct = c + t * D + d0;
-        const float *h_re = re_states.read(t), *h_im = im_states.read(t);
-        float *out_re = re_states.write(t), *out_im = im_states.write(t);
-        for (int64_t d = 0; d < d1 - d0; ++d) ct[d] = w.cema_omega[size_t(d0 + d)] * xt[d];
-        for (int64_t n = 0; n < N; ++n) {
-            const int64_t off = n * D + d0;
-            const CemaRow row{w.cema_q_re.data() + off, w.cema_q_im.data() + off, w.cema_p.data() + off,
-                              w.cema_eta_re.data() + off, w.cema_eta_im.data() + off};
-            cema_step(row, xt, ct, h_re + off, h_im + off, out_re + off, out_im + off, d1 - d0);
-        }
+    for (int64_t t = 0; t < rows; ++t)
+        for (int64_t d = d0; d < d1; ++d) c[t * D + d] = w.cema_omega[size_t(d)] * x_hat[t * D + d];
+    for (int64_t n = 0; n < N; ++n) {
+        const int64_t off = n * D + d0;
+        const CemaRow row{w.cema_q_re.data() + off, w.cema_q_im.data() + off, w.cema_p.data() + off,
+                          w.cema_eta_re.data() + off, w.cema_eta_im.data() + off};
+        const CemaSteps steps{x_hat + d0, D, c + d0, D, re_states.read(0) + off, im_states.read(0) + off,
+                              re_states.after, im_states.after, off, rows};
+        cema_steps(row, steps, d1 - d0);
     }
 }
 
@@ -195,6 +194,8 @@ private:
     // Y = X·Wᵀ (+ bias); in a window in groups of rows that matmul computes as single rows.
     void project(const float *X, int64_t rows, int64_t ldx, const WeightView &W, const float *bias, float *Y,
                  int64_t ldy);
+    // Independent products of `rows` rows each, in one dispatch where matmuls allows it.
+    void project_all(std::initializer_list<MatmulJob> jobs);
     void block(int64_t layer, int64_t rows);
     void attention(int64_t layer, int64_t rows, int64_t kv0);
     void final_norm(int64_t rows);
@@ -359,11 +360,13 @@ void ForwardPass::commit(const int32_t *tokens, int64_t keep, const float *last_
 
 template <class At> RowStates ForwardPass::row_states(int64_t rows, std::vector<float *> &after, const At &at) {
     RowStates states;
+    after.resize(size_t(rows));
     if (!window_) {
         states.in_place = at(st_.committed_slot());
+        std::fill(after.begin(), after.end(), states.in_place);
+        states.after = after.data();
         return states;
     }
-    after.resize(size_t(rows));
     for (int64_t t = 0; t < rows; ++t) after[size_t(t)] = at(st_.window_slot(t));
     states.before = at(st_.committed_slot());
     states.after = after.data();
@@ -375,6 +378,13 @@ void ForwardPass::project(const float *X, int64_t rows, int64_t ldx, const Weigh
     const int64_t step = window_ ? matmul_row_exact_rows(W) : rows;
     for (int64_t r0 = 0; r0 < rows; r0 += step)
         matmul(pool_, X + r0 * ldx, std::min(step, rows - r0), ldx, W, bias, Y + r0 * ldy, ldy);
+}
+
+void ForwardPass::project_all(std::initializer_list<MatmulJob> jobs) {
+    bool exact = true;  // a window's rows come out as single rows from one product of them all
+    for (const MatmulJob &j : jobs) exact = exact && (!window_ || matmul_row_exact_rows(*j.W) >= j.M);
+    if (exact) return matmuls(pool_, jobs.begin(), int(jobs.size()));
+    for (const MatmulJob &j : jobs) project(j.X, j.M, j.ldx, *j.W, j.bias, j.Y, j.ldy);
 }
 
 void ForwardPass::embed(const int32_t *tokens, int64_t rows) {
@@ -423,10 +433,12 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
         }
     });
 
+    // The products of the attention's inputs, and the first hop's M W_h1ᵀ + b_h1 (into y).
     float *z = s_.z.data(), *q = s_.q.data(), *v = s_.v.data(), *r = s_.r.data();
-    project(m, rows, D, w.attn_z, w.attn_z_bias.data(), z, Z);
-    project(x_hat, rows, D, w.attn_v, w.attn_v_bias.data(), v, E);
-    project(m, rows, D, w.attn_r, w.attn_r_bias.data(), r, E);
+    project_all({{m, rows, D, &w.attn_z, w.attn_z_bias.data(), z, Z},
+                 {x_hat, rows, D, &w.attn_v, w.attn_v_bias.data(), v, E},
+                 {m, rows, D, &w.attn_r, w.attn_r_bias.data(), r, E},
+                 {m, rows, D, &w.attn_h1, w.attn_h1_bias.data(), y, D}});
 
     // Per-head Z normalisation, Q/K affine, RoPE at the chunk position; K and silu(V) appended
     // to the state's KV; silu of the gate.
@@ -465,7 +477,6 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
     attention(layer, rows, kv0);  // s_.o = attention output ⊙ gate
 
     // First hop: Y = X + M W_h1ᵀ + b_h1 + (O ⊙ R) W_h2ᵀ, then LayerNorm(Y) in place.
-    project(m, rows, D, w.attn_h1, w.attn_h1_bias.data(), y, D);
     project(s_.o.data(), rows, E, w.attn_h2, nullptr, proj, D);
     parallel_ranges(pool_, rows, D * 4, [&](int64_t r0, int64_t r1) {
         for (int64_t i = r0; i < r1; ++i) {
@@ -482,8 +493,8 @@ void ForwardPass::block(int64_t layer, int64_t rows) {
 
     // FFN and the second hop: out = X + W_down(silu(U W_gateᵀ) [⊙ U W_upᵀ]).
     float *a = s_.ffn_a.data(), *b = s_.ffn_b.data();
-    project(y, rows, D, w.ffn_gate, nullptr, a, F);
-    if (cfg_.swiglu) project(y, rows, D, w.ffn_up, nullptr, b, F);
+    if (cfg_.swiglu) project_all({{y, rows, D, &w.ffn_gate, nullptr, a, F}, {y, rows, D, &w.ffn_up, nullptr, b, F}});
+    else project(y, rows, D, w.ffn_gate, nullptr, a, F);
     parallel_ranges(pool_, rows, F * 4, [&](int64_t r0, int64_t r1) {
         for (int64_t i = r0; i < r1; ++i) {
             silu(a + i * F, cfg_.swiglu ? b + i * F : nullptr, F);

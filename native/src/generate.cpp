@@ -275,6 +275,9 @@ public:
         }
         if (!chosen_length) return;  // a window cut short costs less than its length
         WindowStats::Length &l = stats_.lengths[size_t(rows - 1)];
+        // A window during which the thread was preempted says nothing about its length's cost,
+        // and one such window would otherwise keep that length out of use for a long time.
+        if (l.uses >= kWarmupUses && l.windows > 0) seconds = std::min(seconds, kOutlier * l.seconds / l.windows);
         l.seconds = kDecay * l.seconds + seconds;
         l.windows = kDecay * l.windows + 1.0;
         ++l.uses;
@@ -284,6 +287,7 @@ private:
     static constexpr int64_t kWarmupUses = 3;  // windows of a length before its time counts
     static constexpr int64_t kExploreEvery = 16;
     static constexpr double kDecay = 0.97;  // about the last thirty windows count
+    static constexpr double kOutlier = 2.0;  // a window's time counts up to this times the mean
 
     // Expected tokens per second of windows of `rows` rows (0 while unmeasured).
     double rate(int rows) const {

@@ -270,22 +270,27 @@ void scalar_exp_shifted(float *x, float shift, int64_t n) {
     for (int64_t i = 0; i < n; ++i) x[i] = std::exp(x[i] - shift);
 }
 
-void scalar_cema_step(const CemaRow &row, const float *x, float *c, const float *h_re, const float *h_im,
-                      float *out_re, float *out_im, int64_t n) {
+void scalar_cema_steps(const CemaRow &row, const CemaSteps &s, int64_t n) {
     for (int64_t d = 0; d < n; ++d) {
-        const float hr = h_re[d], hi = h_im[d];
-        const float re = std::fma(row.q_re[d], hr, std::fma(row.p[d], x[d], -row.q_im[d] * hi));
-        const float im = std::fma(row.q_re[d], hi, row.q_im[d] * hr);
-        out_re[d] = re;
-        out_im[d] = im;
-        c[d] = std::fma(row.eta_re[d], re, std::fma(-row.eta_im[d], im, c[d]));
+        const float qr = row.q_re[d], qi = row.q_im[d], p = row.p[d], er = row.eta_re[d], ei = row.eta_im[d];
+        float hr = s.h_re[d], hi = s.h_im[d];
+        for (int64_t t = 0; t < s.rows; ++t) {
+            const float re = std::fma(qr, hr, std::fma(p, s.x[t * s.ldx + d], -qi * hi));
+            const float im = std::fma(qr, hi, qi * hr);
+            s.out_re[t][s.out_offset + d] = re;
+            s.out_im[t][s.out_offset + d] = im;
+            float &c = s.c[t * s.ldc + d];
+            c = std::fma(er, re, std::fma(-ei, im, c));
+            hr = re;
+            hi = im;
+        }
     }
 }
 
 const KernelTable kScalarTable = {
     Isa::Scalar, "scalar", kScalarMr, kScalarNr, scalar_pack_b, scalar_pack_a, scalar_tile,
     scalar_gemv, scalar_gemv_t, scalar_gemv_q8, scalar_quantize_q8, scalar_dequantize_row, 0, nullptr, nullptr,
-    scalar_silu, scalar_exp_shifted, scalar_cema_step,
+    scalar_silu, scalar_exp_shifted, scalar_cema_steps,
 };
 
 // ------------------------------------------------------------------------------------------
@@ -560,6 +565,33 @@ int64_t quantized_rows_bytes(int64_t rows, int64_t K) {
     return (rows * K + 3) / 4 * 4 + rows * (K / kQ8Block) * 8;
 }
 
+// Rows [0, rows) of xq times panels [p0, p1) of W (panel p of the product at packed + (p - base)
+// panels), into the columns of Y, N columns in all.
+void q8_tiles(const KernelTable &kt, const Q8Rows &xq, int64_t rows, const uint8_t *packed, int64_t p0, int64_t p1,
+              int64_t base, int64_t N, const float *bias, float *Y, int64_t ldy) {
+    const int64_t mr = kt.q8_mr, nr = kQ8PanelCols, K = xq.cols, n_blocks = K / kQ8Block;
+    const int64_t panel_bytes = n_blocks * kQ8PanelBlockBytes;
+    for (int64_t p = p0; p < p1; ++p) {
+        const int64_t col0 = p * nr;
+        const int64_t cols = std::min(nr, N - col0);
+        const uint8_t *panel = packed + (p - base) * panel_bytes;
+        const float *tile_bias = bias ? bias + col0 : nullptr;
+        for (int64_t r0 = 0; r0 < rows; r0 += mr) {
+            const int tile_rows = static_cast<int>(std::min(mr, rows - r0));
+            const Q8Rows part{xq.q + r0 * K, xq.d + r0 * n_blocks, xq.sum + r0 * n_blocks, K};
+            float *y = Y + r0 * ldy + col0;
+            if (cols == nr) {
+                kt.tile_q8(tile_rows, part, panel, y, ldy, tile_bias);
+                continue;
+            }
+            alignas(64) float tmp[kMaxTileFloats];
+            kt.tile_q8(tile_rows, part, panel, tmp, nr, nullptr);
+            for (int r = 0; r < tile_rows; ++r)
+                for (int64_t j = 0; j < cols; ++j) y[r * ldy + j] = tmp[r * nr + j] + (tile_bias ? tile_bias[j] : 0.0f);
+        }
+    }
+}
+
 // Q8_0 weights on a kernel set with an int8 tile: weights in int8 panels (W.q8_panels, or packed
 // once per call in passes), activations quantized by each task for its rows (or once for all of
 // them), products over all of K at once.
@@ -575,7 +607,6 @@ void gemm_q8(ThreadPool *pool, const KernelTable &kt, const float *X, int64_t M,
     // When tasks split the columns, or there are several passes, a row chunk would be quantized
     // more than once: quantize all rows once first instead (a decode row or a window is a few).
     const bool quantize_once = pass_panels < n_panels || TaskGrid(m_panels, pass_panels, threads).n_chunks > 1;
-    const int64_t n_blocks = K / kQ8Block;
     const Q8Buffer all_rows(quantize_once ? t_quantized.get<uint8_t>(quantized_rows_bytes(M, K)) : nullptr,
                             quantize_once ? M : 0, K);
     if (quantize_once) {
@@ -596,29 +627,64 @@ void gemm_q8(ThreadPool *pool, const KernelTable &kt, const float *X, int64_t M,
             const Q8Rows xq = quantize_once ? all_rows.rows_from(r_begin)
                                             : quantize_rows(kt, X, ldx, r_begin, r_end - r_begin, K,
                                                             t_packed_panel.get<uint8_t>(quantized_rows_bytes(r_end - r_begin, K)));
-            for (int64_t p = np0; p < np1; ++p) {
-                const int64_t col0 = (pass_begin + p) * nr;
-                const int64_t cols = std::min(nr, N - col0);
-                const uint8_t *panel = packed + p * panel_bytes;
-                const float *tile_bias = bias ? bias + col0 : nullptr;
-                for (int64_t r0 = r_begin; r0 < r_end; r0 += mr) {
-                    const int rows = static_cast<int>(std::min(mr, r_end - r0));
-                    const int64_t off = r0 - r_begin;
-                    const Q8Rows part{xq.q + off * K, xq.d + off * n_blocks, xq.sum + off * n_blocks, K};
-                    float *y = Y + r0 * ldy + col0;
-                    if (cols == nr) {
-                        kt.tile_q8(rows, part, panel, y, ldy, tile_bias);
-                        continue;
-                    }
-                    alignas(64) float tmp[kMaxTileFloats];
-                    kt.tile_q8(rows, part, panel, tmp, nr, nullptr);
-                    for (int r = 0; r < rows; ++r)
-                        for (int64_t j = 0; j < cols; ++j)
-                            y[r * ldy + j] = tmp[r * nr + j] + (tile_bias ? tile_bias[j] : 0.0f);
-                }
-            }
+            q8_tiles(kt, xq, r_end - r_begin, packed, pass_begin + np0, pass_begin + np1, pass_begin, N, bias,
+                     Y + r_begin * ldy, ldy);
         });
     }
+}
+
+// Products whose weights all have int8 panels and which have few rows, as one dispatch of the
+// pool: each product's rows quantized once (once for products of the same X), its panels split
+// into chunks of about equal work across all products.
+constexpr int64_t kFusedMaxRows = 16;
+constexpr int64_t kFusedChunksPerThread = 4;
+
+bool fusable(const KernelTable &kt, const MatmulJob &j) {
+    return kt.tile_q8 && j.W->type == DType::Q8_0 && j.W->q8_panels && j.M > 0 && j.M <= kFusedMaxRows &&
+           j.W->rows > 0 && j.W->cols > 0;
+}
+
+void fused_q8(ThreadPool *pool, const KernelTable &kt, const MatmulJob *jobs, int n_jobs) {
+    const int64_t threads = pool->size(), nr = kQ8PanelCols;
+    int64_t bytes = 0, work = 0;
+    for (int i = 0; i < n_jobs; ++i) {
+        bytes += quantized_rows_bytes(jobs[i].M, jobs[i].W->cols) + 64;
+        work += jobs[i].M * jobs[i].W->rows * jobs[i].W->cols;
+    }
+    uint8_t *mem = t_quantized.get<uint8_t>(bytes);
+    Q8Rows rows[kMaxProducts];
+    for (int i = 0; i < n_jobs; ++i) {
+        const MatmulJob &j = jobs[i];
+        const int64_t K = j.W->cols;
+        int same = -1;
+        for (int e = 0; e < i && same < 0; ++e)
+            if (jobs[e].X == j.X && jobs[e].M == j.M && jobs[e].ldx == j.ldx && jobs[e].W->cols == K) same = e;
+        if (same >= 0) {
+            rows[i] = rows[same];
+            continue;
+        }
+        rows[i] = quantize_rows(kt, j.X, j.ldx, 0, j.M, K, mem);
+        mem += (quantized_rows_bytes(j.M, K) + 63) / 64 * 64;
+    }
+    struct Chunk {
+        int job;
+        int64_t np0, np1;
+    };
+    Chunk chunks[kMaxProducts * kFusedChunksPerThread * 4];
+    int64_t n_chunks = 0;
+    const int64_t unit = std::max<int64_t>(1, work / (kFusedChunksPerThread * threads));
+    for (int i = 0; i < n_jobs; ++i) {
+        const int64_t n_panels = ceil_div(jobs[i].W->rows, nr);
+        const int64_t job_work = jobs[i].M * jobs[i].W->rows * jobs[i].W->cols;
+        const int64_t parts = std::clamp<int64_t>((job_work + unit / 2) / unit, 1,
+                                                  std::min<int64_t>(n_panels, kFusedChunksPerThread * 4));
+        for (int64_t c = 0; c < parts; ++c) chunks[n_chunks++] = {i, c * n_panels / parts, (c + 1) * n_panels / parts};
+    }
+    run_tasks(work < kMinParallelMacs ? nullptr : pool, n_chunks, [&](int64_t task) {
+        const Chunk &c = chunks[task];
+        const MatmulJob &j = jobs[c.job];
+        q8_tiles(kt, rows[c.job], j.M, j.W->q8_panels, c.np0, c.np1, 0, j.W->rows, j.bias, j.Y, j.ldy);
+    });
 }
 
 void gemv(ThreadPool *pool, const KernelTable &kt, const float *X, int64_t M, int64_t ldx, const WeightView &W,
@@ -701,23 +767,36 @@ const char *isa_name(Isa isa) {
 
 }  // namespace kern
 
-void matmul(ThreadPool *pool, const float *X, int64_t M, int64_t ldx, const WeightView &W, const float *bias,
-            float *Y, int64_t ldy) {
-    using namespace kern;
+namespace kern {
+namespace {
+// Throws for invalid arguments of a product; false when there is nothing to multiply (M, N or
+// K is 0: then Y, if it has rows, has been set to the bias).
+bool check_product(const float *X, int64_t M, int64_t ldx, const WeightView &W, const float *bias, float *Y,
+                   int64_t ldy) {
     validate_weights(W, "matmul");
     const int64_t N = W.rows, K = W.cols;
     if (M < 0) invalid("M = " + std::to_string(M) + " is negative");
-    if (M == 0 || N == 0) return;
+    if (M == 0 || N == 0) return false;
     if (!Y) invalid("Y is null");
     if (ldy < N) invalid("ldy = " + std::to_string(ldy) + " is smaller than N = " + std::to_string(N));
     if (K == 0) {
         for (int64_t m = 0; m < M; ++m)
             for (int64_t n = 0; n < N; ++n) Y[m * ldy + n] = bias ? bias[n] : 0.0f;
-        return;
+        return false;
     }
     if (!X) invalid("X is null");
     if (ldx < K) invalid("ldx = " + std::to_string(ldx) + " is smaller than K = " + std::to_string(K));
+    return true;
+}
+}  // namespace
+}  // namespace kern
 
+namespace kern {
+namespace {
+// A checked product (check_product returned true) on the route for its type and shape.
+void multiply(ThreadPool *pool, const float *X, int64_t M, int64_t ldx, const WeightView &W, const float *bias,
+              float *Y, int64_t ldy) {
+    const int64_t N = W.rows, K = W.cols;
     if (pool && (pool->size() == 1 || M * N * K < kMinParallelMacs)) pool = nullptr;
     const KernelTable &kt = active_table();
     const bool int8_gemm = W.type == DType::Q8_0 && kt.tile_q8;
@@ -726,6 +805,31 @@ void matmul(ThreadPool *pool, const float *X, int64_t M, int64_t ldx, const Weig
     else if (M < kGemmMinRows) gemv(pool, kt, X, M, ldx, W, bias, Y, ldy);
     else if (ceil_div(M, kt.mr) * kt.mr * K <= kFewRowsMaxFloats) gemm_few_rows(pool, kt, X, M, ldx, W, bias, Y, ldy);
     else gemm_many_rows(pool, kt, X, M, ldx, W, bias, Y, ldy);
+}
+}  // namespace
+}  // namespace kern
+
+void matmul(ThreadPool *pool, const float *X, int64_t M, int64_t ldx, const WeightView &W, const float *bias,
+            float *Y, int64_t ldy) {
+    if (kern::check_product(X, M, ldx, W, bias, Y, ldy)) kern::multiply(pool, X, M, ldx, W, bias, Y, ldy);
+}
+
+void matmuls(ThreadPool *pool, const MatmulJob *jobs, int n_jobs) {
+    using namespace kern;
+    if (n_jobs < 0 || n_jobs > kMaxProducts)
+        invalid("matmuls: " + std::to_string(n_jobs) + " products (at most " + std::to_string(kMaxProducts) + ")");
+    const KernelTable &kt = active_table();
+    bool fuse = pool && pool->size() > 1 && n_jobs > 1;
+    bool work[kMaxProducts] = {};  // products with something to multiply
+    for (int i = 0; i < n_jobs; ++i) {
+        const MatmulJob &j = jobs[i];
+        if (!j.W) invalid("matmuls: product " + std::to_string(i) + " has no weights");
+        work[i] = check_product(j.X, j.M, j.ldx, *j.W, j.bias, j.Y, j.ldy);
+        if (!work[i] || !fusable(kt, j)) fuse = false;
+    }
+    if (fuse) return fused_q8(pool, kt, jobs, n_jobs);
+    for (int i = 0; i < n_jobs; ++i)
+        if (work[i]) multiply(pool, jobs[i].X, jobs[i].M, jobs[i].ldx, *jobs[i].W, jobs[i].bias, jobs[i].Y, jobs[i].ldy);
 }
 
 int64_t matmul_row_exact_rows(const WeightView &W) {
@@ -755,9 +859,8 @@ void silu(float *x, const float *mul, int64_t n) { kern::active_table().silu(x, 
 
 void exp_shifted(float *x, float shift, int64_t n) { kern::active_table().exp_shifted(x, shift, n); }
 
-void cema_step(const CemaRow &row, const float *x, float *c, const float *h_re, const float *h_im, float *out_re,
-               float *out_im, int64_t n) {
-    kern::active_table().cema_step(row, x, c, h_re, h_im, out_re, out_im, n);
+void cema_steps(const CemaRow &row, const CemaSteps &s, int64_t n) {
+    kern::active_table().cema_steps(row, s, n);
 }
 
 void dequantize_row(const WeightView &W, int64_t row, float *out) {

@@ -35,6 +35,21 @@ struct WeightView {
 void matmul(ThreadPool *pool, const float *X, int64_t M, int64_t ldx, const WeightView &W,
             const float *bias, float *Y, int64_t ldy);
 
+// One product of matmuls: Y = X·Wᵀ (+ bias), as matmul's arguments.
+struct MatmulJob {
+    const float *X;
+    int64_t M, ldx;
+    const WeightView *W;
+    const float *bias;
+    float *Y;
+    int64_t ldy;
+};
+// Up to kMaxProducts independent products (no Y overlaps another's X or Y), with the results of
+// one matmul each, in one dispatch of the pool where they allow it (int8 panels, few rows): a
+// decode step's products are too small to pay for one dispatch each.
+constexpr int kMaxProducts = 8;
+void matmuls(ThreadPool *pool, const MatmulJob *jobs, int n_jobs);
+
 // Largest M for which matmul computes every row of Y exactly as it computes that row alone
 // (M = 1): the GEMV route, whose per-row sums do not depend on the other rows, or any M for
 // weights with int8 panels (one tile routine for every row count). Splitting a product into
@@ -53,14 +68,28 @@ void silu(float *x, const float *mul, int64_t n);
 void exp_shifted(float *x, float shift, int64_t n);
 
 // Coefficients of one of the N state rows of a CEMA layer, for the channels that x, c and the
-// states of cema_step start at: q = q_re + i·q_im, p, η = eta_re + i·eta_im.
+// states of cema_steps start at: q = q_re + i·q_im, p, η = eta_re + i·eta_im.
 struct CemaRow {
     const float *q_re, *q_im, *p, *eta_re, *eta_im;
 };
-// One CEMA step (megalodon.md 2.2) of channels [0, n) for one state row: h' = q·h + p·x,
-// c += Re(η·h'), h' into out (which may be h itself). Element-wise, like silu.
-void cema_step(const CemaRow &row, const float *x, float *c, const float *h_re, const float *h_im, float *out_re,
-               float *out_im, int64_t n);
+// The rows of cema_steps: row t reads x + t·ldx and adds into c + t·ldc; the state before row 0
+// is h, the state after row t goes to out[t] + out_offset.
+struct CemaSteps {
+    const float *x;
+    int64_t ldx;
+    float *c;
+    int64_t ldc;
+    const float *h_re, *h_im;
+    float *const *out_re, *const *out_im;
+    int64_t out_offset;
+    int64_t rows;
+};
+// CEMA steps (megalodon.md 2.2) of channels [0, n) of one state row over s.rows rows: for row t,
+// h' = q·h + p·x_t, c_t += Re(η·h'), h' into out[t]. The coefficients and h are read once and
+// h' stays in registers from row to row, so an out[t] may be h itself (a segment updating its
+// state in place). Element-wise like silu: a channel's results do not depend on n, rows or its
+// place in the arrays.
+void cema_steps(const CemaRow &row, const CemaSteps &s, int64_t n);
 
 // out[cols] = row `row` of W as f32.
 void dequantize_row(const WeightView &W, int64_t row, float *out);

@@ -485,37 +485,46 @@ void exp_shifted(float *x, float shift, int64_t n) {
     map8(x, nullptr, n, [&](__m256 v) { return exp8(_mm256_sub_ps(v, s)); });
 }
 
-// The scalar kernel's operations eight channels at a time; the last partial vector goes through
-// padded copies, so every channel takes the same instructions.
-inline void cema8(const CemaRow &row, int64_t d, const float *x, float *c, const float *h_re, const float *h_im,
-                  float *out_re, float *out_im) {
-    const __m256 hr = _mm256_loadu_ps(h_re + d), hi = _mm256_loadu_ps(h_im + d);
-    const __m256 qr = _mm256_loadu_ps(row.q_re + d), qi = _mm256_loadu_ps(row.q_im + d);
-    const __m256 re =
-        _mm256_fmadd_ps(qr, hr, _mm256_fmadd_ps(_mm256_loadu_ps(row.p + d), _mm256_loadu_ps(x + d),
-                                                _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(qi, hi))));
-    const __m256 im = _mm256_fmadd_ps(qr, hi, _mm256_mul_ps(qi, hr));
-    _mm256_storeu_ps(out_re + d, re);
-    _mm256_storeu_ps(out_im + d, im);
-    const __m256 ei = _mm256_sub_ps(_mm256_setzero_ps(), _mm256_loadu_ps(row.eta_im + d));
-    _mm256_storeu_ps(c + d, _mm256_fmadd_ps(_mm256_loadu_ps(row.eta_re + d), re,
-                                            _mm256_fmadd_ps(ei, im, _mm256_loadu_ps(c + d))));
+// The scalar kernel's operations eight channels at a time, a partial last vector loaded and
+// stored under a mask (so every channel takes the same instructions): the coefficients and the
+// state of a vector stay in registers over the rows.
+template <bool kFull> inline __m256 load8(const float *p, __m256i mask) {
+    return kFull ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, mask);
+}
+template <bool kFull> inline void store8(float *p, __m256i mask, __m256 v) {
+    if (kFull) _mm256_storeu_ps(p, v);
+    else _mm256_maskstore_ps(p, mask, v);
 }
 
-void cema_step(const CemaRow &row, const float *x, float *c, const float *h_re, const float *h_im, float *out_re,
-               float *out_im, int64_t n) {
+template <bool kFull> void cema8(const CemaRow &row, const CemaSteps &s, int64_t d, __m256i m) {
+    const float *x = s.x;
+    float *c = s.c;
+    const int64_t rows = s.rows, ldx = s.ldx, ldc = s.ldc, off = s.out_offset;
+    float *const *out_re = s.out_re, *const *out_im = s.out_im;
+    __m256 hr = load8<kFull>(s.h_re + d, m), hi = load8<kFull>(s.h_im + d, m);
+    const __m256 qr = load8<kFull>(row.q_re + d, m), qi = load8<kFull>(row.q_im + d, m);
+    const __m256 p = load8<kFull>(row.p + d, m), er = load8<kFull>(row.eta_re + d, m);
+    const __m256 nei = _mm256_sub_ps(_mm256_setzero_ps(), load8<kFull>(row.eta_im + d, m));
+    for (int64_t t = 0; t < rows; ++t) {
+        const __m256 xt = load8<kFull>(x + t * ldx + d, m);
+        const __m256 re =
+            _mm256_fmadd_ps(qr, hr, _mm256_fmadd_ps(p, xt, _mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(qi, hi))));
+        const __m256 im = _mm256_fmadd_ps(qr, hi, _mm256_mul_ps(qi, hr));
+        store8<kFull>(out_re[t] + off + d, m, re);
+        store8<kFull>(out_im[t] + off + d, m, im);
+        float *ct = c + t * ldc + d;
+        store8<kFull>(ct, m, _mm256_fmadd_ps(er, re, _mm256_fmadd_ps(nei, im, load8<kFull>(ct, m))));
+        hr = re;
+        hi = im;
+    }
+}
+
+void cema_steps(const CemaRow &row, const CemaSteps &s, int64_t n) {
     int64_t d = 0;
-    for (; d + 8 <= n; d += 8) cema8(row, d, x, c, h_re, h_im, out_re, out_im);
-    if (d == n) return;
-    alignas(32) float t[11][8] = {};
-    const int64_t left = n - d;
-    const float *src[] = {row.q_re, row.q_im, row.p, row.eta_re, row.eta_im, x, c, h_re, h_im};
-    for (int a = 0; a < 9; ++a) std::copy(src[a] + d, src[a] + n, t[a]);
-    const CemaRow padded{t[0], t[1], t[2], t[3], t[4]};
-    cema8(padded, 0, t[5], t[6], t[7], t[8], t[9], t[10]);
-    std::copy(t[6], t[6] + left, c + d);
-    std::copy(t[9], t[9] + left, out_re + d);
-    std::copy(t[10], t[10] + left, out_im + d);
+    for (; d + 8 <= n; d += 8) cema8<true>(row, s, d, _mm256_set1_epi32(-1));
+    if (d < n)
+        cema8<false>(row, s, d, _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - d)),
+                                                   _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)));
 }
 
 }  // namespace
@@ -525,7 +534,7 @@ const KernelTable &avx2_kernels() {
         Isa::Avx2, "avx2+fma", kMr, kNr, avx2::pack_b, avx2::pack_a, tile,
         gemv, gemv_t, avx2::gemv_q8, avx2::quantize_q8, avx2::dequantize_row,
         0, nullptr, nullptr,  // int8 GEMM: without VNNI it does no fewer operations than f32
-        silu, exp_shifted, cema_step,
+        silu, exp_shifted, cema_steps,
     };
     return table;
 }

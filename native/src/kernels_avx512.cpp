@@ -352,23 +352,40 @@ void exp_shifted(float *x, float shift, int64_t n) {
     map16(x, nullptr, n, [&](__m512 v) { return exp16(_mm512_sub_ps(v, s)); });
 }
 
-// The scalar kernel's operations sixteen channels at a time, the tail under a mask.
-void cema_step(const CemaRow &row, const float *x, float *c, const float *h_re, const float *h_im, float *out_re,
-               float *out_im, int64_t n) {
+// The scalar kernel's operations sixteen channels at a time, the tail under a mask: the
+// coefficients and the state of a vector stay in registers over the rows. One row (a decode
+// step) has a loop of its own, without the loop over rows.
+template <bool kOneRow> void cema16(const CemaRow &row, const CemaSteps &s, int64_t n) {
+    const float *x = s.x, *h_re = s.h_re, *h_im = s.h_im;
+    const float *q_re = row.q_re, *q_im = row.q_im, *p_ = row.p, *eta_re = row.eta_re, *eta_im = row.eta_im;
+    float *c = s.c;
+    const int64_t rows = kOneRow ? 1 : s.rows, ldx = s.ldx, ldc = s.ldc, off = s.out_offset;
+    float *const *out_re = s.out_re, *const *out_im = s.out_im;
+    float *const re0 = out_re[0] + off, *const im0 = out_im[0] + off;
     for (int64_t d = 0; d < n; d += 16) {
         const __mmask16 m = n - d >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - d)) - 1);
-        const __m512 hr = _mm512_maskz_loadu_ps(m, h_re + d), hi = _mm512_maskz_loadu_ps(m, h_im + d);
-        const __m512 qr = _mm512_maskz_loadu_ps(m, row.q_re + d), qi = _mm512_maskz_loadu_ps(m, row.q_im + d);
-        const __m512 re = _mm512_fmadd_ps(
-            qr, hr, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, row.p + d), _mm512_maskz_loadu_ps(m, x + d),
-                                    _mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(qi, hi))));
-        const __m512 im = _mm512_fmadd_ps(qr, hi, _mm512_mul_ps(qi, hr));
-        _mm512_mask_storeu_ps(out_re + d, m, re);
-        _mm512_mask_storeu_ps(out_im + d, m, im);
-        const __m512 ei = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m, row.eta_im + d));
-        _mm512_mask_storeu_ps(c + d, m, _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, row.eta_re + d), re,
-                                                        _mm512_fmadd_ps(ei, im, _mm512_maskz_loadu_ps(m, c + d))));
+        __m512 hr = _mm512_maskz_loadu_ps(m, h_re + d), hi = _mm512_maskz_loadu_ps(m, h_im + d);
+        const __m512 qr = _mm512_maskz_loadu_ps(m, q_re + d), qi = _mm512_maskz_loadu_ps(m, q_im + d);
+        const __m512 p = _mm512_maskz_loadu_ps(m, p_ + d), er = _mm512_maskz_loadu_ps(m, eta_re + d);
+        const __m512 nei = _mm512_sub_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m, eta_im + d));
+        for (int64_t t = 0; t < rows; ++t) {
+            const __m512 xt = _mm512_maskz_loadu_ps(m, x + t * ldx + d);
+            const __m512 re =
+                _mm512_fmadd_ps(qr, hr, _mm512_fmadd_ps(p, xt, _mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(qi, hi))));
+            const __m512 im = _mm512_fmadd_ps(qr, hi, _mm512_mul_ps(qi, hr));
+            _mm512_mask_storeu_ps((kOneRow ? re0 : out_re[t] + off) + d, m, re);
+            _mm512_mask_storeu_ps((kOneRow ? im0 : out_im[t] + off) + d, m, im);
+            float *ct = c + t * ldc + d;
+            _mm512_mask_storeu_ps(ct, m, _mm512_fmadd_ps(er, re, _mm512_fmadd_ps(nei, im, _mm512_maskz_loadu_ps(m, ct))));
+            hr = re;
+            hi = im;
+        }
     }
+}
+
+void cema_steps(const CemaRow &row, const CemaSteps &s, int64_t n) {
+    if (s.rows == 1) cema16<true>(row, s, n);
+    else if (s.rows > 1) cema16<false>(row, s, n);
 }
 
 }  // namespace avx512
@@ -378,7 +395,7 @@ const KernelTable &avx512_kernels() {
         Isa::Avx512, "avx512", kMr, kNr, avx2::pack_b, avx2::pack_a, tile,
         gemv, gemv_t, avx2::gemv_q8, avx2::quantize_q8, avx2::dequantize_row,
         0, nullptr, nullptr,  // int8 GEMM: without VNNI it does no fewer operations than f32
-        avx512::silu, avx512::exp_shifted, avx512::cema_step,
+        avx512::silu, avx512::exp_shifted, avx512::cema_steps,
     };
     return table;
 }
@@ -388,7 +405,7 @@ const KernelTable &avx512_vnni_kernels() {
         Isa::Avx512Vnni, "avx512+vnni", kMr, kNr, avx2::pack_b, avx2::pack_a, tile,
         gemv, gemv_t, gemv_q8_vnni, avx2::quantize_q8, avx2::dequantize_row,
         kQ8Mr, avx2::pack_b_q8, tile_q8,
-        avx512::silu, avx512::exp_shifted, avx512::cema_step,
+        avx512::silu, avx512::exp_shifted, avx512::cema_steps,
     };
     return table;
 }

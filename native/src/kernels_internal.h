@@ -85,8 +85,7 @@ struct KernelTable {
     // not on n or its place in the array, so any split of a row gives the same values.
     void (*silu)(float *x, const float *mul, int64_t n);
     void (*exp_shifted)(float *x, float shift, int64_t n);
-    void (*cema_step)(const CemaRow &row, const float *x, float *c, const float *h_re, const float *h_im,
-                      float *out_re, float *out_im, int64_t n);
+    void (*cema_steps)(const CemaRow &row, const CemaSteps &s, int64_t n);
 };
 
 // Int8 weight panel, per block of 32 depths: for quad t = 0..7, 2 x 64 bytes holding, for
@@ -113,8 +112,7 @@ void pack_b_q8(const WeightView &W, int64_t n0, uint8_t *dst);
 namespace avx512 {
 void silu(float *x, const float *mul, int64_t n);
 void exp_shifted(float *x, float shift, int64_t n);
-void cema_step(const CemaRow &row, const float *x, float *c, const float *h_re, const float *h_im, float *out_re,
-               float *out_im, int64_t n);
+void cema_steps(const CemaRow &row, const CemaSteps &s, int64_t n);
 }  // namespace avx512
 #endif
 

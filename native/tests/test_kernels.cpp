@@ -424,6 +424,59 @@ TEST_CASE(matmul_f32_transposed) {
     }
 }
 
+// Several products in one call give, on any pool, the bits of one matmul each: int8 products
+// with panels (fused into one dispatch on a pool), products sharing one X, products of other
+// types or of many rows (one call each); bad arguments are rejected.
+TEST_CASE(matmuls_equal_one_matmul_each) {
+    std::mt19937 rng(77);
+    for (Isa isa : supported_isas()) {
+        ForcedIsa forced(isa);
+        struct Product {
+            TestWeights w;
+            Panels panels;
+            WeightView view;
+            int64_t M, K, N;
+            std::vector<float> X, bias, Y, expect;
+        };
+        const std::vector<std::tuple<DType, int64_t, int64_t, int64_t>> shapes = {
+            {DType::Q8_0, 4, 192, 96}, {DType::Q8_0, 4, 192, 384}, {DType::Q8_0, 4, 192, 40},
+            {DType::Q8_0, 1, 512, 192}, {DType::F32, 3, 64, 50}, {DType::Q8_0, 40, 96, 64}};
+        for (size_t mix = 0; mix < 3; ++mix) {
+            // mix 0: int8 products only; 1: all; 2: the first two sharing X
+            const size_t count = mix == 0 ? 4 : mix == 1 ? shapes.size() : 2;
+            std::vector<std::unique_ptr<Product>> ps;
+            for (size_t i = 0; i < count; ++i) {
+                auto [type, M, K, N] = shapes[i];
+                auto p = std::make_unique<Product>();
+                p->w = make_weights(type, N, K, 0, rng);
+                p->view = p->panels.attach(p->w.view(), nullptr);
+                p->M = M, p->K = K, p->N = N;
+                p->X = random_vector(size_t(M * K), rng);
+                if (mix == 2 && i == 1) p->X = ps[0]->X;
+                p->bias = random_vector(size_t(N), rng);
+                p->expect.resize(size_t(M * N));
+                mgl::matmul(nullptr, p->X.data(), M, K, p->view, i % 2 ? p->bias.data() : nullptr, p->expect.data(), N);
+                ps.push_back(std::move(p));
+            }
+            for (int pool = 0; pool <= 3; ++pool) {
+                std::vector<mgl::MatmulJob> jobs;
+                for (size_t i = 0; i < ps.size(); ++i) {
+                    Product &p = *ps[i];
+                    p.Y.assign(size_t(p.M * p.N), -1.0f);
+                    jobs.push_back({p.X.data(), p.M, p.K, &p.view, i % 2 ? p.bias.data() : nullptr, p.Y.data(), p.N});
+                }
+                mgl::matmuls(pools().get(pool), jobs.data(), int(jobs.size()));
+                for (const auto &p : ps) CHECK(p->Y == p->expect);
+            }
+        }
+        std::vector<float> X(64), Y(64);
+        mgl::MatmulJob none{X.data(), 1, 64, nullptr, nullptr, Y.data(), 1};
+        CHECK_THROWS_STATUS(mgl::matmuls(nullptr, &none, 1), MGL_ERR_INVALID_ARG);
+        std::vector<mgl::MatmulJob> many(size_t(mgl::kMaxProducts + 1), none);
+        CHECK_THROWS_STATUS(mgl::matmuls(nullptr, many.data(), int(many.size())), MGL_ERR_INVALID_ARG);
+    }
+}
+
 // Results do not depend on the number of threads (each output is computed by one thread in a
 // fixed order).
 TEST_CASE(matmul_is_deterministic_across_pool_sizes) {
@@ -540,6 +593,99 @@ TEST_CASE(silu_and_exp_every_kernel_set) {
                 mgl::exp_shifted(ep.data(), shift, n);
                 CHECK(std::equal(ep.begin(), ep.end(), e.begin() + offset));
             }
+        }
+    }
+}
+
+// CEMA steps of every kernel set against a float64 recurrence on random inputs, over channel
+// counts with and without partial vectors; running the rows one call at a time, or a channel
+// range on its own, gives the same bits as all rows at once; updating the state in place (every
+// out[t] the state itself) leaves it where the last row's separate output is.
+TEST_CASE(cema_steps_every_kernel_set) {
+    std::mt19937 rng(41);
+    std::uniform_real_distribution<float> radius(0.5f, 0.99f), angle(-3.0f, 3.0f);
+    for (int64_t n : {1, 7, 8, 16, 24, 33, 64, 70}) {
+        const int64_t rows = 5, ldx = n + 3, ldc = n + 5;
+        std::vector<float> q_re(static_cast<size_t>(n)), q_im(static_cast<size_t>(n));
+        for (int64_t d = 0; d < n; ++d) {  // |q| < 1, as the model's damped rotations
+            const float r = radius(rng), a = angle(rng);
+            q_re[size_t(d)] = r * std::cos(a);
+            q_im[size_t(d)] = r * std::sin(a);
+        }
+        const std::vector<float> p = random_vector(size_t(n), rng), eta_re = random_vector(size_t(n), rng),
+                                 eta_im = random_vector(size_t(n), rng), h_re = random_vector(size_t(n), rng),
+                                 h_im = random_vector(size_t(n), rng), x = random_vector(size_t(rows * ldx), rng),
+                                 c0 = random_vector(size_t(rows * ldc), rng);
+        const mgl::CemaRow row{q_re.data(), q_im.data(), p.data(), eta_re.data(), eta_im.data()};
+        // float64 reference
+        std::vector<double> ref_c(c0.begin(), c0.end()), ref_re(size_t(rows * n)), ref_im(size_t(rows * n));
+        for (int64_t d = 0; d < n; ++d) {
+            double hr = h_re[size_t(d)], hi = h_im[size_t(d)];
+            for (int64_t t = 0; t < rows; ++t) {
+                const double re = double(q_re[size_t(d)]) * hr - double(q_im[size_t(d)]) * hi +
+                                  double(p[size_t(d)]) * x[size_t(t * ldx + d)];
+                const double im = double(q_re[size_t(d)]) * hi + double(q_im[size_t(d)]) * hr;
+                ref_re[size_t(t * n + d)] = re;
+                ref_im[size_t(t * n + d)] = im;
+                ref_c[size_t(t * ldc + d)] += double(eta_re[size_t(d)]) * re - double(eta_im[size_t(d)]) * im;
+                hr = re;
+                hi = im;
+            }
+        }
+        for (Isa isa : supported_isas()) {
+            ForcedIsa forced(isa);
+            const std::string name = std::string(mgl::kern::isa_name(isa)) + " n " + std::to_string(n);
+            std::vector<float> c = c0, out_re(size_t(rows * n)), out_im(size_t(rows * n));
+            std::vector<float *> re_rows, im_rows;
+            for (int64_t t = 0; t < rows; ++t) {
+                re_rows.push_back(out_re.data() + t * n);
+                im_rows.push_back(out_im.data() + t * n);
+            }
+            mgl::cema_steps(row, {x.data(), ldx, c.data(), ldc, h_re.data(), h_im.data(), re_rows.data(), im_rows.data(), 0, rows}, n);
+            int bad = 0;
+            for (int64_t t = 0; t < rows; ++t)
+                for (int64_t d = 0; d < n; ++d) {
+                    const size_t i = size_t(t * n + d), ic = size_t(t * ldc + d);
+                    bad += std::fabs(out_re[i] - ref_re[i]) > 1e-5 * (1 + std::fabs(ref_re[i])) ||
+                           std::fabs(out_im[i] - ref_im[i]) > 1e-5 * (1 + std::fabs(ref_im[i])) ||
+                           std::fabs(c[ic] - ref_c[ic]) > 1e-5 * (1 + std::fabs(ref_c[ic]));
+                }
+            if (bad) mgl_test::report_failure(__FILE__, __LINE__, name + ": " + std::to_string(bad) + " values off");
+            CHECK_EQ(bad, 0);
+            for (int64_t t = 0; t < rows; ++t)  // c outside the n channels untouched
+                CHECK(std::equal(c0.begin() + t * ldc + n, c0.begin() + (t + 1) * ldc, c.begin() + t * ldc + n));
+
+            // One row per call, each starting from the previous row's output.
+            std::vector<float> c1 = c0, re1(size_t(rows * n)), im1(size_t(rows * n));
+            for (int64_t t = 0; t < rows; ++t) {
+                float *re_out = re1.data() + t * n, *im_out = im1.data() + t * n;
+                const float *hr = t ? re1.data() + (t - 1) * n : h_re.data(), *hi = t ? im1.data() + (t - 1) * n : h_im.data();
+                mgl::cema_steps(row, {x.data() + t * ldx, ldx, c1.data() + t * ldc, ldc, hr, hi, &re_out, &im_out, 0, 1}, n);
+            }
+            CHECK(re1 == out_re && im1 == out_im && c1 == c);
+
+            // Channels [3, n) on their own, and the state updated in place.
+            if (n > 3) {
+                std::vector<float> c2 = c0, re2(size_t(rows * n)), im2(size_t(rows * n));
+                std::vector<float *> re2_rows, im2_rows;
+                for (int64_t t = 0; t < rows; ++t) {
+                    re2_rows.push_back(re2.data() + t * n);
+                    im2_rows.push_back(im2.data() + t * n);
+                }
+                const mgl::CemaRow part{q_re.data() + 3, q_im.data() + 3, p.data() + 3, eta_re.data() + 3, eta_im.data() + 3};
+                mgl::cema_steps(part, {x.data() + 3, ldx, c2.data() + 3, ldc, h_re.data() + 3, h_im.data() + 3,
+                                       re2_rows.data(), im2_rows.data(), 3, rows}, n - 3);
+                for (int64_t t = 0; t < rows; ++t) {
+                    CHECK(std::equal(re2.begin() + t * n + 3, re2.begin() + (t + 1) * n, out_re.begin() + t * n + 3));
+                    CHECK(std::equal(c2.begin() + t * ldc + 3, c2.begin() + t * ldc + n, c.begin() + t * ldc + 3));
+                }
+            }
+            std::vector<float> c3 = c0, s_re = h_re, s_im = h_im;
+            std::vector<float *> same_re(size_t(rows), s_re.data()), same_im(size_t(rows), s_im.data());
+            mgl::cema_steps(row, {x.data(), ldx, c3.data(), ldc, s_re.data(), s_im.data(), same_re.data(), same_im.data(), 0, rows}, n);
+            CHECK(std::equal(s_re.begin(), s_re.end(), out_re.begin() + (rows - 1) * n));
+            CHECK(std::equal(s_im.begin(), s_im.end(), out_im.begin() + (rows - 1) * n));
+            CHECK(c3 == c);
         }
     }
 }
