@@ -287,10 +287,21 @@ void scalar_cema_steps(const CemaRow &row, const CemaSteps &s, int64_t n) {
     }
 }
 
+int64_t scalar_first_max(const float *x, int64_t n) {
+    float best = -std::numeric_limits<float>::infinity();
+    int64_t at = 0;
+    for (int64_t i = 0; i < n; ++i)
+        if (x[i] > best) {  // false for NaN
+            best = x[i];
+            at = i;
+        }
+    return at;
+}
+
 const KernelTable kScalarTable = {
     Isa::Scalar, "scalar", kScalarMr, kScalarNr, scalar_pack_b, scalar_pack_a, scalar_tile,
     scalar_gemv, scalar_gemv_t, scalar_gemv_q8, scalar_quantize_q8, scalar_dequantize_row, 0, nullptr, nullptr,
-    scalar_silu, scalar_exp_shifted, scalar_cema_steps,
+    scalar_silu, scalar_exp_shifted, scalar_cema_steps, scalar_first_max,
 };
 
 // ------------------------------------------------------------------------------------------
@@ -862,6 +873,8 @@ void exp_shifted(float *x, float shift, int64_t n) { kern::active_table().exp_sh
 void cema_steps(const CemaRow &row, const CemaSteps &s, int64_t n) {
     kern::active_table().cema_steps(row, s, n);
 }
+
+int64_t first_max(const float *x, int64_t n) { return kern::active_table().first_max(x, n); }
 
 void dequantize_row(const WeightView &W, int64_t row, float *out) {
     kern::validate_weights(W, "dequantize_row");

@@ -91,6 +91,10 @@ struct CemaSteps {
 // place in the arrays.
 void cema_steps(const CemaRow &row, const CemaSteps &s, int64_t n);
 
+// Index of the first largest of x[0..n), NaN counting as -inf; 0 when nothing is above -inf.
+// Greedy decoding takes one per generated or verified token.
+int64_t first_max(const float *x, int64_t n);
+
 // out[cols] = row `row` of W as f32.
 void dequantize_row(const WeightView &W, int64_t row, float *out);
 

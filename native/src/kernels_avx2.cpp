@@ -1,7 +1,9 @@
 // AVX2 + FMA + F16C kernels. Compiled with -mavx2 -mfma -mf16c; only called after a run-time check.
 #include <immintrin.h>
 
+
 #include <algorithm>
+#include <limits>
 
 #include "kernels_internal.h"
 
@@ -519,6 +521,39 @@ template <bool kFull> void cema8(const CemaRow &row, const CemaSteps &s, int64_t
     }
 }
 
+// As the AVX-512 kernel, eight lanes at a time, the last partial vector padded with -inf.
+int64_t first_max(const float *x, int64_t n) {
+    const float inf = std::numeric_limits<float>::infinity();
+    const __m256 lowest = _mm256_set1_ps(-inf);
+    __m256 best = lowest;
+    __m256i at = _mm256_setzero_si256(), idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i step = _mm256_set1_epi32(8);
+    int64_t i = 0;
+    auto take = [&](__m256 v) {
+        const __m256 up = _mm256_cmp_ps(v, best, _CMP_GT_OQ);  // false for NaN
+        best = _mm256_blendv_ps(best, v, up);
+        at = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(at), _mm256_castsi256_ps(idx), up));
+        idx = _mm256_add_epi32(idx, step);
+    };
+    for (; i + 8 <= n; i += 8) take(_mm256_loadu_ps(x + i));
+    if (i < n) {
+        alignas(32) float tail[8];
+        for (int j = 0; j < 8; ++j) tail[j] = i + j < n ? x[i + j] : -inf;
+        take(_mm256_load_ps(tail));
+    }
+    alignas(32) float lane_best[8];
+    alignas(32) int32_t lane_at[8];
+    _mm256_store_ps(lane_best, best);
+    _mm256_store_si256(reinterpret_cast<__m256i *>(lane_at), at);
+    float top = -inf;
+    for (float v : lane_best) top = v > top ? v : top;
+    if (!(top > -inf)) return 0;
+    int64_t first = n;
+    for (int j = 0; j < 8; ++j)
+        if (lane_best[j] == top && lane_at[j] < first) first = lane_at[j];
+    return first;
+}
+
 void cema_steps(const CemaRow &row, const CemaSteps &s, int64_t n) {
     int64_t d = 0;
     for (; d + 8 <= n; d += 8) cema8<true>(row, s, d, _mm256_set1_epi32(-1));
@@ -534,7 +569,7 @@ const KernelTable &avx2_kernels() {
         Isa::Avx2, "avx2+fma", kMr, kNr, avx2::pack_b, avx2::pack_a, tile,
         gemv, gemv_t, avx2::gemv_q8, avx2::quantize_q8, avx2::dequantize_row,
         0, nullptr, nullptr,  // int8 GEMM: without VNNI it does no fewer operations than f32
-        silu, exp_shifted, cema_steps,
+        silu, exp_shifted, cema_steps, first_max,
     };
     return table;
 }

@@ -10,8 +10,10 @@
 #endif
 #include <immintrin.h>
 
+
 #include <array>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "kernels_internal.h"
@@ -383,6 +385,47 @@ template <bool kOneRow> void cema16(const CemaRow &row, const CemaSteps &s, int6
     }
 }
 
+// Per lane the largest value and the index where it first occurs (a later equal value does not
+// replace it), NaN as -inf, in four independent sets of lanes; the sets merged lane by lane
+// (larger value, or equal value at the smaller index); then the largest of the lanes and, among
+// lanes holding it, the smallest index: the first place of the maximum, in one pass.
+int64_t first_max(const float *x, int64_t n) {
+    struct Lanes {
+        __m512 best;
+        __m512i at;
+        void take(__m512 v, __m512i idx) {
+            const __mmask16 up = _mm512_cmp_ps_mask(v, best, _CMP_GT_OQ);  // false for NaN
+            best = _mm512_mask_mov_ps(best, up, v);
+            at = _mm512_mask_mov_epi32(at, up, idx);
+        }
+        void merge(const Lanes &o) {
+            const __mmask16 up = _mm512_cmp_ps_mask(o.best, best, _CMP_GT_OQ) |
+                                 (_mm512_cmp_ps_mask(o.best, best, _CMP_EQ_OQ) & _mm512_cmp_epi32_mask(o.at, at, _MM_CMPINT_LT));
+            best = _mm512_mask_mov_ps(best, up, o.best);
+            at = _mm512_mask_mov_epi32(at, up, o.at);
+        }
+    };
+    const __m512 lowest = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    Lanes l[4];
+    for (Lanes &v : l) v = {lowest, _mm512_setzero_si512()};
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        for (int k = 0; k < 4; ++k)
+            l[k].take(_mm512_loadu_ps(x + i + 16 * k), _mm512_add_epi32(lane, _mm512_set1_epi32(int(i + 16 * k))));
+    for (; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+        l[0].take(_mm512_mask_loadu_ps(lowest, m, x + i), _mm512_add_epi32(lane, _mm512_set1_epi32(int(i))));
+    }
+    l[0].merge(l[1]);
+    l[2].merge(l[3]);
+    l[0].merge(l[2]);
+    const float top = _mm512_reduce_max_ps(l[0].best);
+    if (!(top > -std::numeric_limits<float>::infinity())) return 0;
+    const __mmask16 holders = _mm512_cmp_ps_mask(l[0].best, _mm512_set1_ps(top), _CMP_EQ_OQ);
+    return _mm512_mask_reduce_min_epi32(holders, l[0].at);
+}
+
 void cema_steps(const CemaRow &row, const CemaSteps &s, int64_t n) {
     if (s.rows == 1) cema16<true>(row, s, n);
     else if (s.rows > 1) cema16<false>(row, s, n);
@@ -395,7 +438,7 @@ const KernelTable &avx512_kernels() {
         Isa::Avx512, "avx512", kMr, kNr, avx2::pack_b, avx2::pack_a, tile,
         gemv, gemv_t, avx2::gemv_q8, avx2::quantize_q8, avx2::dequantize_row,
         0, nullptr, nullptr,  // int8 GEMM: without VNNI it does no fewer operations than f32
-        avx512::silu, avx512::exp_shifted, avx512::cema_steps,
+        avx512::silu, avx512::exp_shifted, avx512::cema_steps, avx512::first_max,
     };
     return table;
 }
@@ -405,7 +448,7 @@ const KernelTable &avx512_vnni_kernels() {
         Isa::Avx512Vnni, "avx512+vnni", kMr, kNr, avx2::pack_b, avx2::pack_a, tile,
         gemv, gemv_t, gemv_q8_vnni, avx2::quantize_q8, avx2::dequantize_row,
         kQ8Mr, avx2::pack_b_q8, tile_q8,
-        avx512::silu, avx512::exp_shifted, avx512::cema_steps,
+        avx512::silu, avx512::exp_shifted, avx512::cema_steps, avx512::first_max,
     };
     return table;
 }

@@ -86,6 +86,7 @@ struct KernelTable {
     void (*silu)(float *x, const float *mul, int64_t n);
     void (*exp_shifted)(float *x, float shift, int64_t n);
     void (*cema_steps)(const CemaRow &row, const CemaSteps &s, int64_t n);
+    int64_t (*first_max)(const float *x, int64_t n);
 };
 
 // Int8 weight panel, per block of 32 depths: for quad t = 0..7, 2 x 64 bytes holding, for
@@ -113,6 +114,7 @@ namespace avx512 {
 void silu(float *x, const float *mul, int64_t n);
 void exp_shifted(float *x, float shift, int64_t n);
 void cema_steps(const CemaRow &row, const CemaSteps &s, int64_t n);
+int64_t first_max(const float *x, int64_t n);
 }  // namespace avx512
 #endif
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common.h"
+#include "kernels.h"
 
 namespace mgl {
 
@@ -25,27 +26,6 @@ inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
 // NaN logits take no part in sampling (they would break the orderings below).
 inline float sanitised(float x) { return std::isnan(x) ? -std::numeric_limits<float>::infinity() : x; }
-
-// Index of the first largest value, NaN counting as -inf (0 when nothing is above -inf): the
-// maximum, then its first place. Greedy decoding calls this once per generated or verified token.
-int32_t first_max(const float *x, int32_t n) {
-    const float lowest = -std::numeric_limits<float>::infinity();
-    // Sixteen running maxima (element-wise, so the compiler vectorises them; max is exact, so
-    // the order does not matter).
-    constexpr int32_t kLanes = 16;
-    float lane[kLanes];
-    std::fill(lane, lane + kLanes, lowest);
-    int32_t i = 0;
-    for (; i + kLanes <= n; i += kLanes)
-        for (int32_t j = 0; j < kLanes; ++j) lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
-    float best = lowest;
-    for (; i < n; ++i) best = x[i] > best ? x[i] : best;
-    for (int32_t j = 0; j < kLanes; ++j) best = lane[j] > best ? lane[j] : best;
-    if (best == lowest) return 0;
-    for (int32_t i = 0; i < n; ++i)
-        if (x[i] == best) return i;
-    return 0;
-}
 
 }  // namespace
 
@@ -110,7 +90,7 @@ int32_t Sampler::filter(const float *logits, int32_t n_vocab, const int32_t *his
     if (n_vocab <= 0) fail(MGL_ERR_INVALID_ARG, "sampling: n_vocab must be positive");
     if (n_history > 0 && !history) fail(MGL_ERR_INVALID_ARG, "sampling: history is null");
     const bool penalise = params_.repeat_penalty != 1.0f && params_.repeat_last_n != 0 && n_history > 0;
-    if (params_.temperature <= 0 && !penalise) return first_max(logits, n_vocab);
+    if (params_.temperature <= 0 && !penalise) return int32_t(first_max(logits, n_vocab));
     work_.resize(size_t(n_vocab));
     for (int32_t i = 0; i < n_vocab; ++i) work_[size_t(i)] = sanitised(logits[i]);
 
@@ -128,7 +108,7 @@ int32_t Sampler::filter(const float *logits, int32_t n_vocab, const int32_t *his
         }
     }
 
-    if (params_.temperature <= 0) return first_max(work_.data(), n_vocab);
+    if (params_.temperature <= 0) return int32_t(first_max(work_.data(), n_vocab));
 
     const float inv_t = 1.0f / params_.temperature;
     candidates_.resize(size_t(n_vocab));

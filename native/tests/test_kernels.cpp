@@ -690,6 +690,54 @@ TEST_CASE(cema_steps_every_kernel_set) {
     }
 }
 
+// first_max of every kernel set against a plain scan: ties (the first wins), NaN (never the
+// maximum), infinities, all -inf or NaN (0), every length around the vector widths.
+TEST_CASE(first_max_every_kernel_set) {
+    std::mt19937 rng(5150);
+    const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+    auto reference = [&](const std::vector<float> &x) {
+        int64_t at = 0;
+        float best = -inf;
+        for (size_t i = 0; i < x.size(); ++i)
+            if (x[i] > best) best = x[i], at = int64_t(i);
+        return at;
+    };
+    std::vector<std::vector<float>> cases;
+    for (int64_t n : {0, 1, 2, 7, 8, 9, 15, 16, 17, 31, 33, 100, 4096, 4099}) {
+        std::vector<float> x = random_vector(size_t(n), rng);
+        cases.push_back(x);
+        std::uniform_int_distribution<int64_t> place(0, std::max<int64_t>(n - 1, 0));
+        if (n > 0) {
+            std::vector<float> ties(size_t(n), 0.5f);  // all equal: the first
+            cases.push_back(ties);
+            for (float &v : x) v = std::round(v * 2.0f);  // many ties of the maximum
+            cases.push_back(x);
+            x[size_t(place(rng))] = nan;
+            x[size_t(place(rng))] = nan;
+            cases.push_back(x);
+            x[size_t(place(rng))] = inf;
+            cases.push_back(x);
+            cases.push_back(std::vector<float>(size_t(n), -inf));
+            cases.push_back(std::vector<float>(size_t(n), nan));
+            std::vector<float> last(size_t(n), -3.0f);
+            last.back() = -2.0f;
+            cases.push_back(last);
+        }
+    }
+    for (Isa isa : supported_isas()) {
+        ForcedIsa forced(isa);
+        int bad = 0;
+        for (const std::vector<float> &x : cases) {
+            const int64_t got = mgl::first_max(x.data(), int64_t(x.size())), want = reference(x);
+            if (got != want && bad++ == 0)
+                mgl_test::report_failure(__FILE__, __LINE__, std::string(mgl::kern::isa_name(isa)) + ": n " +
+                                                                 std::to_string(x.size()) + ": " + std::to_string(got) +
+                                                                 " instead of " + std::to_string(want));
+        }
+        CHECK_EQ(bad, 0);
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // q8 activation quantization and dequantization
 
