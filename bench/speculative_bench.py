@@ -6,8 +6,8 @@ the speedup, tokens per forward pass, the cost of a forward pass in plain steps,
 each extra head and the mix of window lengths. Greedy speculative output must equal the plain
 output; any difference is counted and makes the exit status 1.
 
-    python3 bench/speculative_bench.py [MODEL] [--text FILE ...] [--threads 1,2] [--prompts 8]
-        [--prompt-tokens 256] [--max-tokens 128] [--drafts 0,2,3] [--json]
+    python3 bench/speculative_bench.py [MODEL] [--text FILE ...] [--threads 1,2] [--prompts 32]
+        [--prompt-tokens 256] [--max-tokens 256] [--drafts 0,2,3,4] [--json]
 
 MODEL defaults to models/default/folio-default.gguf; any GGUF of the runtime works. The texts
 default to models/data/out/heldout_book.txt and heldout_code.txt (those that exist).
@@ -89,10 +89,11 @@ def main(argv=None) -> int:
     parser.add_argument("model", nargs="?", default=str(DEFAULT_MODEL), help="GGUF model file")
     parser.add_argument("--text", action="append", help="held-out text file (repeatable)")
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts")
-    parser.add_argument("--prompts", type=int, default=8, help="prompts per text file")
+    # Enough tokens per setting (8k) that a shared machine's slow moments average out.
+    parser.add_argument("--prompts", type=int, default=32, help="prompts per text file")
     parser.add_argument("--prompt-tokens", type=int, default=256, help="tokens per prompt")
-    parser.add_argument("--max-tokens", type=int, default=128, help="tokens generated per prompt")
-    parser.add_argument("--drafts", default="0,2,3",
+    parser.add_argument("--max-tokens", type=int, default=256, help="tokens generated per prompt")
+    parser.add_argument("--drafts", default="0,2,3,4",
                         help="comma-separated draft settings: heads per step, head 1 included "
                              "(0: the runtime chooses each window's length)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
