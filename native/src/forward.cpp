@@ -21,6 +21,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <mutex>
+#include <vector>
 
 #include "common.h"
 #include "state.h"
@@ -85,27 +86,44 @@ void timestep_norm(const float *x, int64_t rows, int64_t D, int64_t G, int64_t g
                    float eps, const RowStates &means, const RowStates &vars, const float *weight, const float *bias,
                    float *out, float *row_mean, float *row_rstd) {
     const int64_t dg = D / G;
+    // The groups' 1/sqrt go through one loop of their own: it vectorises, where one per group
+    // would wait on a square root and a division in turn.
+    constexpr int64_t kStackGroups = 64;
+    double stack_var[kStackGroups];
+    float stack_rstd[kStackGroups];
+    std::vector<double> heap_var;
+    std::vector<float> heap_rstd;
+    double *new_var = stack_var;
+    float *rstd = stack_rstd;
+    if (g1 - g0 > kStackGroups) {
+        heap_var.resize(size_t(g1 - g0));
+        heap_rstd.resize(size_t(g1 - g0));
+        new_var = heap_var.data();
+        rstd = heap_rstd.data();
+    }
     for (int64_t t = 0; t < rows; ++t) {
         const double n_old = double(count0 + t), n_new = n_old + 1.0;
         const double c1 = n_old / n_new, c2 = 1.0 / n_new;
         const float *mean = means.read(t), *var = vars.read(t);
         float *mean_out = means.write(t), *var_out = vars.write(t);
         for (int64_t g = g0; g < g1; ++g) {
-            const float *xs = x + t * D + g * dg;
             double m, s2;
-            moments(xs, dg, m, s2);
+            moments(x + t * D + g * dg, dg, m, s2);
             const double delta = m - double(mean[g]);
-            const float new_mean = float(c1 * mean[g] + c2 * m);
-            const float new_var = float(c1 * var[g] + c2 * s2 + c1 * c2 * delta * delta);
-            mean_out[g] = new_mean;
-            var_out[g] = new_var;
-            const float rstd = float(1.0 / std::sqrt(double(new_var) + double(eps)));
+            const float v = float(c1 * var[g] + c2 * s2 + c1 * c2 * delta * delta);
+            mean_out[g] = float(c1 * mean[g] + c2 * m);
+            var_out[g] = v;
+            new_var[g - g0] = double(v) + double(eps);
+        }
+        for (int64_t i = 0; i < g1 - g0; ++i) rstd[i] = float(1.0 / std::sqrt(new_var[i]));
+        for (int64_t g = g0; g < g1; ++g) {
+            const float new_mean = mean_out[g], r = rstd[g - g0];
             if (row_mean) row_mean[t * G + g] = new_mean;
-            if (row_rstd) row_rstd[t * G + g] = rstd;
+            if (row_rstd) row_rstd[t * G + g] = r;
             if (out) {
+                const float *xs = x + t * D + g * dg, *w = weight + g * dg, *b = bias + g * dg;
                 float *o = out + t * D + g * dg;
-                const float *w = weight + g * dg, *b = bias + g * dg;
-                for (int64_t j = 0; j < dg; ++j) o[j] = (xs[j] - new_mean) * rstd * w[j] + b[j];
+                for (int64_t j = 0; j < dg; ++j) o[j] = (xs[j] - new_mean) * r * w[j] + b[j];
             }
         }
     }
