@@ -148,13 +148,12 @@ void cema_rows(const LayerWeights &w, const RowStates &re_states, const RowState
     }
 }
 
-// In-place softmax of s[0..visible), zeros in s[visible..n).
+// In-place softmax of s[0..visible), zeros in s[visible..n). The maximum and the sum avoid one
+// long chain of dependent operations (a decode row's keys are up to a chunk long).
 void masked_softmax(float *s, int64_t visible, int64_t n) {
-    float mx = s[0];
-    for (int64_t j = 1; j < visible; ++j) mx = std::max(mx, s[j]);
-    double sum = 0;
+    const float mx = s[first_max(s, visible)];
     exp_shifted(s, mx, visible);
-    for (int64_t j = 0; j < visible; ++j) sum += s[j];
+    const double sum = sum_of(s, visible, [](double v) { return v; });
     const float inv = float(1.0 / sum);
     for (int64_t j = 0; j < visible; ++j) s[j] *= inv;
     for (int64_t j = visible; j < n; ++j) s[j] = 0.0f;
