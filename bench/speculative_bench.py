@@ -7,7 +7,7 @@ each extra head and the mix of window lengths. Greedy speculative output must eq
 output; any difference is counted and makes the exit status 1.
 
     python3 bench/speculative_bench.py [MODEL] [--text FILE ...] [--threads 1,2] [--prompts 32]
-        [--prompt-tokens 256] [--max-tokens 256] [--drafts 0,2,3,4] [--json]
+        [--prompt-tokens 256] [--max-tokens 256] [--drafts 0,2,3,4] [--repeat-penalty 1.3] [--json]
 
 MODEL defaults to models/default/folio-default.gguf; any GGUF of the runtime works. The texts
 default to models/data/out/heldout_book.txt and heldout_code.txt (those that exist).
@@ -47,10 +47,11 @@ def prompts_from(model: runtime.Model, path: Path, count: int, length: int) -> l
     return [([bos] if bos >= 0 else []) + tokens[s:s + length] for s in starts]
 
 
-def measure(model: runtime.Model, prompts: list[list[int]], max_tokens: int, drafts: list[int]) -> list[dict]:
+def measure(model: runtime.Model, prompts: list[list[int]], max_tokens: int, drafts: list[int],
+            penalty: dict) -> list[dict]:
     """Totals over the prompts of one plain and one speculative greedy run per draft setting each
     (interleaved per prompt, so that a slow phase of a shared machine hits all of them)."""
-    options = dict(temperature=0.0, stop_at_eos=False)
+    options = dict(temperature=0.0, stop_at_eos=False, **penalty)
     plain_tokens, plain_seconds = 0, 0.0
     totals = [dict(draft=d, spec_tokens=0, spec_seconds=0.0, forward_passes=0, mismatches=0, draft_heads=1,
                    drafted=[], accepted=[], windows=[]) for d in drafts]
@@ -96,6 +97,9 @@ def main(argv=None) -> int:
     parser.add_argument("--drafts", default="0,2,3,4",
                         help="comma-separated draft settings: heads per step, head 1 included "
                              "(0: the runtime chooses each window's length)")
+    parser.add_argument("--repeat-penalty", type=float, default=1.0,
+                        help="repetition penalty of the greedy runs (1: off; the app's answers use 1.3)")
+    parser.add_argument("--repeat-last-n", type=int, default=128, help="window of the repetition penalty")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
 
@@ -106,6 +110,8 @@ def main(argv=None) -> int:
     if not texts:
         parser.error("no held-out text found: give --text FILE")
     threads = [int(t) for t in args.threads.split(",") if t]
+    penalty = ({} if args.repeat_penalty == 1.0
+               else dict(repeat_penalty=args.repeat_penalty, repeat_last_n=args.repeat_last_n))
     drafts = [int(d) for d in args.drafts.split(",") if d]
 
     model = runtime.Model(model_path, n_threads=threads[0])
@@ -121,7 +127,8 @@ def main(argv=None) -> int:
             # One short warm-up run so that page faults and caches do not count against the first.
             model.generate(model.new_state(), prompts[0][:16], 4, temperature=0.0)
             results += [dict(text=text.name, threads=n, **r)
-                        for r in measure(model, prompts, args.max_tokens, [d for d in drafts if d <= info["n_predict_heads"]])]
+                        for r in measure(model, prompts, args.max_tokens, [d for d in drafts if d <= info["n_predict_heads"]],
+                                         penalty)]
     model.close()
 
     mismatches = sum(r["mismatches"] for r in results)
@@ -133,7 +140,9 @@ def main(argv=None) -> int:
     else:
         print(f"model: {model_path} ({info['n_params'] / 1e6:.1f} M parameters, {info['n_predict_heads']} heads), "
               f"{runtime.version()}")
-        print(f"{args.prompts} prompts of {args.prompt_tokens} tokens per text, {args.max_tokens} greedy tokens each\n")
+        rule = (f", repetition penalty {args.repeat_penalty} over the last {args.repeat_last_n} tokens"
+                if penalty else "")
+        print(f"{args.prompts} prompts of {args.prompt_tokens} tokens per text, {args.max_tokens} greedy tokens each{rule}\n")
         heads = max((r["draft_heads"] for r in results), default=1)
         head_columns = "".join(f"  {'head ' + str(j + 2):>7}" for j in range(heads - 1))
         print(f"{'text':<20} {'threads':>7} {'draft':>5} {'plain tok/s':>11} {'spec tok/s':>10} {'speedup':>7} "

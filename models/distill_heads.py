@@ -67,6 +67,10 @@ def parse_args(argv=None):
     p.add_argument("--ce-weight", type=float, default=0.0, help="weight of the cross-entropy on the window's token")
     p.add_argument("--generate", type=int, default=0,
                    help="tokens of each window that the model's greedy decoding writes after a corpus prompt")
+    p.add_argument("--repeat-penalty", type=float, default=1.0,
+                   help="repetition penalty of the greedy continuations (1: off); heads then learn to draft "
+                        "for decoding that uses it, as the app's answers do (1.3)")
+    p.add_argument("--repeat-last-n", type=int, default=128, help="window of --repeat-penalty")
     p.add_argument("--cache-tokens", type=int, default=1_000_000, help="tokens of training windows to cache")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--max-minutes", type=float, default=0.0,
@@ -140,6 +144,13 @@ def runtime_model(path: Path, threads: int):
             time.sleep(60)
 
 
+def continuation_penalty(args) -> dict:
+    """The generate() options of --repeat-penalty (none when it is off)."""
+    if args.repeat_penalty == 1.0:
+        return {}
+    return dict(repeat_penalty=args.repeat_penalty, repeat_last_n=args.repeat_last_n)
+
+
 def greedy_continued(windows: np.ndarray, generate: int, args) -> np.ndarray:
     """The windows with their last `generate` tokens replaced by the greedy continuation (through
     the runtime, on the checkpoint's export) of a prompt of the rest that starts with BOS, as
@@ -153,7 +164,8 @@ def greedy_continued(windows: np.ndarray, generate: int, args) -> np.ndarray:
     started = time.time()
     for n, window in enumerate(continued):
         prompt = ([bos] + window[:prompt_len - 1].tolist()) if bos >= 0 else window[:prompt_len].tolist()
-        result = model.generate(model.new_state(), prompt, generate, temperature=0.0, stop_at_eos=False)
+        result = model.generate(model.new_state(), prompt, generate, temperature=0.0, stop_at_eos=False,
+                                **continuation_penalty(args))
         window[:] = prompt + result.tokens
         if (n + 1) % 200 == 0:
             print(f"generated {n + 1}/{len(continued)} windows, {time.time() - started:.0f} s", file=sys.stderr)
@@ -177,7 +189,9 @@ def cache_fingerprint(args) -> dict:
     return {"version": CACHE_VERSION, "checkpoint": str(args.checkpoint.resolve()), "checkpoint_size": stat.st_size,
             "checkpoint_mtime": stat.st_mtime, "tokens": str(args.tokens.resolve()), "tokens_size": tokens.st_size,
             "cache_tokens": args.cache_tokens, "seq_len": args.seq_len, "generate": args.generate,
-            "seed": args.seed, "generate_dtype": args.export_dtype if args.generate > 0 else None}
+            "seed": args.seed, "generate_dtype": args.export_dtype if args.generate > 0 else None,
+            **({"repeat_penalty": args.repeat_penalty, "repeat_last_n": args.repeat_last_n}
+               if args.generate > 0 and args.repeat_penalty != 1.0 else {})}
 
 
 def build_cache(base: dict, args, cache: Path) -> dict[str, np.ndarray]:
@@ -402,7 +416,8 @@ def main(argv=None) -> dict:
     notes = export_checkpoint(checkpoint_path, args.out / "model.gguf", args.export_dtype)
     summary = {"checkpoint": str(args.checkpoint), "heads": args.heads, "source": args.source, "init": args.init,
                "head_hidden": model.cfg.mtp_hidden_dim,
-               "ce_weight": args.ce_weight, "generate": args.generate, "cache_windows": n_windows,
+               "ce_weight": args.ce_weight, "generate": args.generate, "repeat_penalty": args.repeat_penalty,
+               "repeat_last_n": args.repeat_last_n, "cache_windows": n_windows,
                "seq_len": args.seq_len, "batch": args.batch, "steps": step, "train_minutes": round(elapsed / 60, 2),
                "positions_trained": step * args.batch * args.seq_len, "lr": args.lr, "seed": args.seed,
                "self_agreement_before": before, "self_agreement_after": after,

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { AnswerResult, Citation } from '../api/types';
 import { ApiError } from '../api/requests';
-import type { Engine, State } from './engine/engine';
+import { ANSWER_REPETITION, type Engine, type State } from './engine/engine';
 import { locationOf } from './citations';
 import { dataPaths, type Library } from './library';
 import type { StoredTexts } from './texts';
@@ -118,8 +118,7 @@ export async function ask(library: Library, engine: Engine, texts: StoredTexts, 
     const state = await startingState(library, engine, req.docIds, citations[0]?.docId, conversation!.statePath);
     try {
       const generation = engine.model.generate(state, {
-        // A small model loops easily; a firm repetition penalty keeps answers readable.
-        prompt, maxTokens: req.maxTokens, temperature: req.temperature, repeatPenalty: 1.3, repeatLastN: 128,
+        prompt, maxTokens: req.maxTokens, temperature: req.temperature, ...ANSWER_REPETITION,
         speculative: req.speculative,
         stop: ['\nQuestion:', '\nPassages:', '\n\n\n'], stopAtEos: true, signal: req.signal,
       });

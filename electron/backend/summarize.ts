@@ -4,7 +4,7 @@
 // Results are cached per document, model and section.
 import type { KeyPassage, SectionSummary, SummaryResult } from '../api/types';
 import { ApiError } from '../api/requests';
-import type { Engine, State } from './engine/engine';
+import { ANSWER_REPETITION, type Engine, type State } from './engine/engine';
 import { chapterLevel } from './ingest';
 import type { Library } from './library';
 
@@ -85,7 +85,7 @@ async function continueText(engine: Engine, state: State, prompt: string, maxTok
                             onToken: (t: string) => void): Promise<string> {
   let text = '';
   const { temperature, speculative, signal } = req;
-  const generation = engine.model.generate(state, { prompt, maxTokens, temperature, speculative, repeatPenalty: 1.3, repeatLastN: 128,
+  const generation = engine.model.generate(state, { prompt, maxTokens, temperature, speculative, ...ANSWER_REPETITION,
     stop: ['\n\n', '\nSummary'], stopAtEos: true, signal });
   for await (const piece of generation) {
     text += piece.text;

@@ -324,7 +324,7 @@ public:
         int n_valid = 1;
         while (n_valid < k_ && state_.last_logits(n_valid)) ++n_valid;
         int32_t c = pick(state_.last_logits(0), nullptr);
-        propose(n_valid, [&](int j) { return state_.last_logits(j); });
+        propose(n_valid, c, [&](int j) { return state_.last_logits(j); });
 
         const int64_t C = model_.config().chunk_size;
         int rows = lengths_.next();
@@ -373,27 +373,35 @@ public:
             if (result) report(result, start);
             if (stop) break;
             c = next;
-            propose(n_last, [&](int j) { return last_logits_.data() + j * V_; });
+            propose(n_last, c, [&](int j) { return last_logits_.data() + j * V_; });
             rows = next_rows;
         }
         if (result) report(result, start);
     }
 
 private:
-    // The token a sampling step picks from logits given the history; the distribution it came
+    // The token a sampling step picks from logits given history h; the distribution it came
     // from into q when non-null.
-    int32_t pick(const float *logits, std::vector<TokenProb> *q) {
-        const std::vector<int32_t> &h = out_.history();
+    int32_t pick(const float *logits, std::vector<TokenProb> *q, const std::vector<int32_t> &h) {
         if (sampler_.greedy()) return sampler_.sample(logits, int32_t(V_), h.data(), h.size());
         std::vector<TokenProb> &dist = q ? *q : p_;
         sampler_.distribution(logits, int32_t(V_), h.data(), h.size(), dist);
         return draw(dist, sampler_.rng());
     }
+    int32_t pick(const float *logits, std::vector<TokenProb> *q) { return pick(logits, q, out_.history()); }
 
-    // Drafts of heads 2..n_heads from their logits.
-    template <class LogitsOf> void propose(int n_heads, const LogitsOf &logits_of) {
+    // Drafts of heads 2..n_heads from their logits, each after the history the verification
+    // will give it (c and the drafts before it appended): a repetition penalty then treats a
+    // draft as it will treat the token at its place.
+    template <class LogitsOf> void propose(int n_heads, int32_t c, const LogitsOf &logits_of) {
         drafts_.clear();
-        for (int j = 1; j < n_heads; ++j) drafts_.push_back(pick(logits_of(j), &q_[size_t(j)]));
+        const size_t base = history_.size();
+        history_.push_back(c);
+        for (int j = 1; j < n_heads; ++j) {
+            drafts_.push_back(pick(logits_of(j), &q_[size_t(j)], history_));
+            history_.push_back(drafts_.back());
+        }
+        history_.resize(base);
     }
 
     // Decides how many drafts of the window to keep (rows 0..accepted) and the token after the
