@@ -726,26 +726,27 @@ void gemv(ThreadPool *pool, const KernelTable &kt, const float *X, int64_t M, in
 [[noreturn]] void invalid(const std::string &what) { fail(MGL_ERR_INVALID_ARG, "matmul: " + what); }
 
 void validate_weights(const WeightView &W, const char *fn) {
-    const std::string where = std::string(fn) + ": weight ";
+    // Built only for an error: this check runs for every product of a decode step.
+    const auto where = [fn] { return std::string(fn) + ": weight "; };
     if (W.type != DType::F32 && W.type != DType::F16 && W.type != DType::BF16 && W.type != DType::Q8_0)
         fail(MGL_ERR_UNSUPPORTED,
-             where + "type id " + std::to_string(static_cast<uint32_t>(W.type)) + " is not supported");
+             where() + "type id " + std::to_string(static_cast<uint32_t>(W.type)) + " is not supported");
     if (W.rows < 0 || W.cols < 0)
         fail(MGL_ERR_INVALID_ARG,
-             where + "shape " + std::to_string(W.rows) + " x " + std::to_string(W.cols) + " is negative");
+             where() + "shape " + std::to_string(W.rows) + " x " + std::to_string(W.cols) + " is negative");
     if (W.type == DType::Q8_0 && W.cols % kQ8Block != 0)
-        fail(MGL_ERR_INVALID_ARG, where + "cols = " + std::to_string(W.cols) + " is not a multiple of 32 (q8_0)");
-    if (W.transposed && W.type != DType::F32) fail(MGL_ERR_INVALID_ARG, where + "only f32 weights may be transposed");
-    if (W.transposed && W.q8_panels) fail(MGL_ERR_INVALID_ARG, where + "transposed weights have no int8 panels");
+        fail(MGL_ERR_INVALID_ARG, where() + "cols = " + std::to_string(W.cols) + " is not a multiple of 32 (q8_0)");
+    if (W.transposed && W.type != DType::F32) fail(MGL_ERR_INVALID_ARG, where() + "only f32 weights may be transposed");
+    if (W.transposed && W.q8_panels) fail(MGL_ERR_INVALID_ARG, where() + "transposed weights have no int8 panels");
     if (!W.transposed && W.ld != 0 && W.ld != W.cols && W.type != DType::F32)
-        fail(MGL_ERR_INVALID_ARG, where + "ld = " + std::to_string(W.ld) + " != cols: only f32 rows may be strided");
+        fail(MGL_ERR_INVALID_ARG, where() + "ld = " + std::to_string(W.ld) + " != cols: only f32 rows may be strided");
     // ld steps over rows, or over depths when transposed.
     const int64_t min_ld = W.transposed ? W.rows : W.cols;
     if (W.ld < 0 || (W.ld != 0 && W.ld < min_ld))
-        fail(MGL_ERR_INVALID_ARG, where + "ld = " + std::to_string(W.ld) + " is smaller than " +
+        fail(MGL_ERR_INVALID_ARG, where() + "ld = " + std::to_string(W.ld) + " is smaller than " +
                                       (W.transposed ? "rows = " : "cols = ") + std::to_string(min_ld) +
                                       (W.transposed ? " (transposed)" : ""));
-    if (!W.data && W.rows > 0 && W.cols > 0) fail(MGL_ERR_INVALID_ARG, where + "data is null");
+    if (!W.data && W.rows > 0 && W.cols > 0) fail(MGL_ERR_INVALID_ARG, where() + "data is null");
 }
 
 }  // namespace
