@@ -211,7 +211,7 @@ private:
     // Y = X·Wᵀ (+ bias); in a window in groups of rows that matmul computes as single rows.
     void project(const float *X, int64_t rows, int64_t ldx, const WeightView &W, const float *bias, float *Y,
                  int64_t ldy);
-    // Independent products of `rows` rows each, in one dispatch where matmuls allows it.
+    // Independent products in one pool dispatch where matmuls allows it (as project in a window).
     void project_all(std::initializer_list<MatmulJob> jobs);
     void block(int64_t layer, int64_t rows);
     void attention(int64_t layer, int64_t rows, int64_t kv0);
