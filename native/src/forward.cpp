@@ -68,14 +68,14 @@ inline double mean_square(const float *x, int64_t n) {
 }
 
 // Where a recurrence reads its state before row t and writes it after row t. An ordinary
-// segment updates one state in place; a verification window reads the committed state and
-// writes the state after row t into after[t] (a ring slot), leaving the committed one as it was.
+// segment updates one state in place (before and every after[t] are that state); a
+// verification window reads the committed state and writes the state after row t into after[t]
+// (a ring slot), leaving the committed one as it was.
 struct RowStates {
-    float *in_place = nullptr;
     const float *before = nullptr;
-    float *const *after = nullptr;  // [rows]: the ring slots, or in_place for every row
-    const float *read(int64_t t) const { return in_place ? in_place : t == 0 ? before : after[t - 1]; }
-    float *write(int64_t t) const { return in_place ? in_place : after[t]; }
+    float *const *after = nullptr;  // [rows]
+    const float *read(int64_t t) const { return t == 0 ? before : after[t - 1]; }
+    float *write(int64_t t) const { return after[t]; }
 };
 
 // TimestepNorm over `rows` rows of x (row stride D) for groups [g0, g1) (megalodon.md 3.2):
@@ -206,7 +206,7 @@ private:
     void record(const int32_t *tokens, int64_t rows);
     void embed(const int32_t *tokens, int64_t rows);
     // The recurrence state of one array for the rows of this segment; `at(slot)` is the array
-    // in a ring slot. `after` holds the window slots' pointers.
+    // in a ring slot. `after` holds the pointers of the states after each row.
     template <class At> RowStates row_states(int64_t rows, std::vector<float *> &after, const At &at);
     // Y = X·Wᵀ (+ bias); in a window in groups of rows that matmul computes as single rows.
     void project(const float *X, int64_t rows, int64_t ldx, const WeightView &W, const float *bias, float *Y,
@@ -377,15 +377,9 @@ void ForwardPass::commit(const int32_t *tokens, int64_t keep, const float *last_
 
 template <class At> RowStates ForwardPass::row_states(int64_t rows, std::vector<float *> &after, const At &at) {
     RowStates states;
-    after.resize(size_t(rows));
-    if (!window_) {
-        states.in_place = at(st_.committed_slot());
-        std::fill(after.begin(), after.end(), states.in_place);
-        states.after = after.data();
-        return states;
-    }
-    for (int64_t t = 0; t < rows; ++t) after[size_t(t)] = at(st_.window_slot(t));
     states.before = at(st_.committed_slot());
+    after.resize(size_t(rows));
+    for (int64_t t = 0; t < rows; ++t) after[size_t(t)] = window_ ? at(st_.window_slot(t)) : at(st_.committed_slot());
     states.after = after.data();
     return states;
 }
