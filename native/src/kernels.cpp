@@ -543,7 +543,6 @@ void gemm_many_rows(ThreadPool *pool, const KernelTable &kt, const float *X, int
     }
 }
 
-// Quantizes rows [r0, r0 + rows) of X into `mem` (laid out as Q8Rows expects) and describes them.
 // Where `rows` quantized rows of depth K lie in `mem`: the int8 part, then scales and sums.
 struct Q8Buffer {
     int8_t *q;
@@ -565,6 +564,7 @@ struct Q8Buffer {
     }
 };
 
+// Quantizes rows [r0, r0 + rows) of X into `mem` (laid out as Q8Rows expects) and describes them.
 Q8Rows quantize_rows(const KernelTable &kt, const float *X, int64_t ldx, int64_t r0, int64_t rows, int64_t K,
                      uint8_t *mem) {
     const Q8Buffer buffer(mem, rows, K);
@@ -800,11 +800,7 @@ bool check_product(const float *X, int64_t M, int64_t ldx, const WeightView &W, 
     if (ldx < K) invalid("ldx = " + std::to_string(ldx) + " is smaller than K = " + std::to_string(K));
     return true;
 }
-}  // namespace
-}  // namespace kern
 
-namespace kern {
-namespace {
 // A checked product (check_product returned true) on the route for its type and shape.
 void multiply(ThreadPool *pool, const float *X, int64_t M, int64_t ldx, const WeightView &W, const float *bias,
               float *Y, int64_t ldy) {
@@ -829,13 +825,13 @@ void matmul(ThreadPool *pool, const float *X, int64_t M, int64_t ldx, const Weig
 void matmuls(ThreadPool *pool, const MatmulJob *jobs, int n_jobs) {
     using namespace kern;
     if (n_jobs < 0 || n_jobs > kMaxProducts)
-        invalid("matmuls: " + std::to_string(n_jobs) + " products (at most " + std::to_string(kMaxProducts) + ")");
+        invalid(std::to_string(n_jobs) + " products in one matmuls call (at most " + std::to_string(kMaxProducts) + ")");
     const KernelTable &kt = active_table();
     bool fuse = pool && pool->size() > 1 && n_jobs > 1;
     bool work[kMaxProducts] = {};  // products with something to multiply
     for (int i = 0; i < n_jobs; ++i) {
         const MatmulJob &j = jobs[i];
-        if (!j.W) invalid("matmuls: product " + std::to_string(i) + " has no weights");
+        if (!j.W) invalid("product " + std::to_string(i) + " of a matmuls call has no weights");
         work[i] = check_product(j.X, j.M, j.ldx, *j.W, j.bias, j.Y, j.ldy);
         if (!work[i] || !fusable(kt, j)) fuse = false;
     }
