@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -102,6 +103,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat-last-n", type=int, default=128, help="window of the repetition penalty")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
+    if not (args.repeat_penalty > 0 and math.isfinite(args.repeat_penalty)):
+        parser.error(f"--repeat-penalty must be a finite number above 0 (1: off), got {args.repeat_penalty}")
 
     model_path = Path(args.model)
     if not model_path.is_file():

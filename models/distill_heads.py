@@ -87,7 +87,10 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--export-dtype", default="q8_0", choices=("f32", "f16", "bf16", "q8_0"))
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if not (args.repeat_penalty > 0 and math.isfinite(args.repeat_penalty)):
+        p.error(f"--repeat-penalty must be a finite number above 0 (1: off), got {args.repeat_penalty}")
+    return args
 
 
 # ----------------------------------------------------------------------------------------------
