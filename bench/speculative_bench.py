@@ -7,10 +7,14 @@ each extra head and the mix of window lengths. Greedy speculative output must eq
 output; any difference is counted and makes the exit status 1.
 
     python3 bench/speculative_bench.py [MODEL] [--text FILE ...] [--threads 1,2] [--prompts 32]
-        [--prompt-tokens 256] [--max-tokens 256] [--drafts 0,2,3,4] [--repeat-penalty 1.3] [--json]
+        [--prompt-tokens 256] [--max-tokens 256] [--drafts 0,2,3,4] [--repeat-penalty 1.3]
+        [--widen-ffn 16384] [--json]
 
 MODEL defaults to models/default/folio-default.gguf; any GGUF of the runtime works. The texts
 default to models/data/out/heldout_book.txt and heldout_code.txt (those that exist).
+--widen-ffn F measures a copy of the model whose feed-forward layers have F units, the added ones
+with zero weights (models/widen_ffn.py): the same tokens, logits and acceptance from a model large
+enough that a decode step is bound by memory bandwidth, as it is for models of hundreds of MB.
 Acceptance per head j is cumulative: accepted / drafted, where a draft counts as accepted only
 when every draft before it in its window was accepted too.
 """
@@ -21,12 +25,14 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from models import runtime  # noqa: E402
+from models.widen_ffn import widen_ffn  # noqa: E402
 
 DEFAULT_MODEL = REPO / "models" / "default" / "folio-default.gguf"
 DEFAULT_TEXTS = [REPO / "models" / "data" / "out" / "heldout_book.txt",
@@ -101,6 +107,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat-penalty", type=float, default=1.0,
                         help="repetition penalty of the greedy runs (1: off; the app's answers use 1.3)")
     parser.add_argument("--repeat-last-n", type=int, default=128, help="window of the repetition penalty")
+    parser.add_argument("--widen-ffn", type=int, default=0, metavar="F",
+                        help="measure the model with its feed-forward layers widened to F units of zero weights "
+                             "(the same function at a memory-bound size)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     if not (args.repeat_penalty > 0 and math.isfinite(args.repeat_penalty)):
@@ -117,7 +126,21 @@ def main(argv=None) -> int:
                else dict(repeat_penalty=args.repeat_penalty, repeat_last_n=args.repeat_last_n))
     drafts = [int(d) for d in args.drafts.split(",") if d]
 
-    model = runtime.Model(model_path, n_threads=threads[0])
+    with tempfile.TemporaryDirectory(prefix="speculative-bench-") as folder:
+        widened = None
+        if args.widen_ffn:
+            widened = Path(folder) / "widened.gguf"
+            try:
+                widen_ffn(model_path, widened, args.widen_ffn)
+            except ValueError as error:
+                parser.error(str(error))
+        return report(args, model_path, widened, texts, threads, drafts, penalty)
+
+
+def report(args, model_path: Path, widened: Path | None, texts: list[Path], threads: list[int], drafts: list[int],
+           penalty: dict) -> int:
+    """Runs the measurements and prints them; 1 when a speculative output differs from plain."""
+    model = runtime.Model(widened or model_path, n_threads=threads[0])
     info = model.info()
     if info["n_predict_heads"] < 2:
         print(f"note: {model_path} has no extra prediction heads; speculative decoding is plain decoding",
@@ -136,13 +159,15 @@ def main(argv=None) -> int:
 
     mismatches = sum(r["mismatches"] for r in results)
     if args.json:
-        print(json.dumps(dict(model=str(model_path), n_params=info["n_params"],
+        print(json.dumps(dict(model=str(model_path), widen_ffn=args.widen_ffn or None, n_params=info["n_params"],
                               n_predict_heads=info["n_predict_heads"], prompts=args.prompts,
                               prompt_tokens=args.prompt_tokens, max_tokens=args.max_tokens, results=results),
                          indent=2))
     else:
-        print(f"model: {model_path} ({info['n_params'] / 1e6:.1f} M parameters, {info['n_predict_heads']} heads), "
-              f"{runtime.version()}")
+        size = f"{(widened or model_path).stat().st_size / 1e6:.1f} MB"
+        widening = f", feed-forward widened to {args.widen_ffn} units of zero weights" if widened else ""
+        print(f"model: {model_path}{widening} ({info['n_params'] / 1e6:.1f} M parameters, {size}, "
+              f"{info['n_predict_heads']} heads), {runtime.version()}")
         rule = (f", repetition penalty {args.repeat_penalty} over the last {args.repeat_last_n} tokens"
                 if penalty else "")
         print(f"{args.prompts} prompts of {args.prompt_tokens} tokens per text, {args.max_tokens} greedy tokens each{rule}\n")

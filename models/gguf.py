@@ -346,3 +346,53 @@ class GGUFReader:
                              "bf16": np.dtype("<u2"), "q8_0": _Q8_0_DTYPE}[type_name]
             raw = np.frombuffer(self._data, dtype=element_dtype, count=count // block_elems, offset=start)
             self.tensors[name] = GGUFTensor(name=name, type_name=type_name, shape=shape, offset=start, raw=raw)
+
+
+# ----------------------------------------------------------------------------------------------
+# Copies with changes
+
+
+# Element types of the array keys FORMAT.md defines (GGUFReader returns arrays as plain lists).
+ARRAY_ELEMENT_TYPES = {
+    "tokenizer.ggml.tokens": "str",
+    "tokenizer.ggml.merges": "str",
+    "tokenizer.ggml.scores": "f32",
+    "tokenizer.ggml.token_type": "i32",
+}
+
+
+def rewrite_model(src: str | os.PathLike, dst: str | os.PathLike, *, keys: dict[str, tuple[Any, Any]] | None = None,
+                  drop_keys: tuple[str, ...] = (), tensors: dict[str, tuple[np.ndarray, str]] | None = None,
+                  drop_tensors: tuple[str, ...] = ()) -> str:
+    """Writes `src` to `dst` with metadata `keys` set (name -> (type, value); the type as
+    GGUFWriter.add_value takes it, or "str[]", "f32[]", ... for arrays), `drop_keys` removed,
+    `tensors` replaced or added (name -> (array in PyTorch order, tensor type)) and
+    `drop_tensors` removed (the copy is written atomically)."""
+    reader = GGUFReader(src)
+    keys = keys or {}
+    tensors = tensors or {}
+    alignment = int(reader.get("general.alignment", 32))
+    writer = GGUFWriter(alignment)
+    for name, value in reader.keys.items():
+        if name in keys or name in drop_keys or name == "general.alignment":
+            continue
+        if reader.key_types[name] == ARRAY:
+            writer.add_array(name, value, ARRAY_ELEMENT_TYPES[name])
+        else:
+            writer.add_value(name, value, reader.key_types[name])
+    for name, (kind, value) in keys.items():
+        if isinstance(kind, str) and kind.endswith("[]"):
+            writer.add_array(name, value, kind[:-2])
+        else:
+            writer.add_value(name, value, kind)
+    # A replaced tensor keeps its place in the file; re-quantizing a q8_0 tensor gives back its blocks.
+    for name, tensor in reader.tensors.items():
+        if name in tensors:
+            writer.add_tensor(name, *tensors[name])
+        elif name not in drop_tensors:
+            writer.add_tensor(name, tensor.to_float64().astype(np.float32), tensor.type_name)
+    for name, (array, type_name) in tensors.items():
+        if name not in reader.tensors:
+            writer.add_tensor(name, array, type_name)
+    writer.write(dst)
+    return os.fspath(dst)
