@@ -134,6 +134,8 @@ test('a question is answered with citations; a citation opens its passage', asyn
   await expect(page.getByRole('button', { name: 'Ask', exact: true })).toBeVisible({ timeout: 120_000 });
   const first = conversation.getByRole('button', { name: /^Citation 1: / });
   await expect(first).toBeVisible();
+  // How the answer was decoded: its length and speed.
+  await expect(conversation.getByText(/^\d+ tokens? at [\d.]+k? tokens\/s/)).toBeVisible();
   await first.click();
   const passage = reader().locator('mark.passage');
   await expect(passage).toContainText(UNIQUE_SENTENCE);
@@ -168,6 +170,8 @@ test('settings show the model and change a setting', async ({ request }) => {
   const dialog = page.getByRole('dialog', { name: 'Settings' });
   await expect(dialog.getByRole('region', { name: 'Model' })).toContainText('Parameters');
   await expect(dialog.getByRole('region', { name: 'Model' })).toContainText('State size');
+  // The automatic speculative setting measured itself before the first answer and says the outcome.
+  await expect(dialog.getByText(/Measured on this machine: .* so answers and summaries (use it|decode plainly)\./)).toBeVisible();
   const interval = dialog.getByRole('spinbutton', { name: 'Snapshot interval (tokens)' });
   await interval.fill('8192');
   await interval.press('Enter');

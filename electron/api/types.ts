@@ -78,7 +78,10 @@ export interface AnswerResult {
   answer: string;
   citations: Citation[];
   stopReason: string;
+  nTokens: number;
   tokensPerSecond: number;
+  /** Tokens per forward pass with speculative decoding; null when the answer decoded plainly. */
+  tokensPerForward: number | null;
   firstTokenMs: number | null;
 }
 
@@ -126,6 +129,15 @@ export interface ModelDescription {
   fingerprint: string;
   backend: 'cpu';
   threads: number;
+  /** Decode speed each way as answers decode, measured before the first answer under "automatic". */
+  speculative: SpeculativeMeasurement | null;
+}
+
+export interface SpeculativeMeasurement {
+  plainTokensPerSecond: number;
+  speculativeTokensPerSecond: number;
+  /** Whether answers and summaries use speculative decoding under the automatic setting. */
+  faster: boolean;
 }
 
 export interface EngineStatus {

@@ -143,5 +143,6 @@ export async function ask(library: Library, engine: Engine, texts: StoredTexts, 
   library.addMessage(conversation.id, { role: 'user', text: req.question, citations: [] });
   library.addMessage(conversation.id, { role: 'assistant', text: trimmed, citations });
   return { requestId: req.requestId, conversationId: conversation.id, answer: trimmed, citations,
-    stopReason: result.stopReason, tokensPerSecond: result.tokensPerSecond, firstTokenMs };
+    stopReason: result.stopReason, nTokens: result.nTokens, tokensPerSecond: result.tokensPerSecond,
+    tokensPerForward: result.speculative.draftHeads > 1 ? result.speculative.tokensPerForward : null, firstTokenMs };
 }

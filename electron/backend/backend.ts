@@ -267,7 +267,7 @@ export class Backend {
     const [lo, hi] = limits[key];
     if (!(value >= lo && value <= hi)) throw new ApiError('INVALID_REQUEST', `${key} must be between ${lo} and ${hi}`);
     this.library.setSetting(key, key === 'temperature' ? value : Math.round(value));
-    if (key === 'threads') this.engine.model.setThreads(value > 0 ? value : 0);
+    if (key === 'threads') this.engine.setThreads(value);
     return this.settings();
   }
 
@@ -362,7 +362,12 @@ export class Backend {
 
   /** Speculative decoding per the setting: off, on, or when it measured faster with this model. */
   private async decoding(settings: Settings): Promise<{ speculative: boolean }> {
-    if (settings.speculative === 2) return { speculative: await this.engine.speculativeHelps() };
+    if (settings.speculative === 2) {
+      const measuredBefore = this.engine.speculativeMeasurement;
+      const speculative = await this.engine.speculativeHelps();
+      if (this.engine.speculativeMeasurement !== measuredBefore) this.emitStatus();  // the settings show it
+      return { speculative };
+    }
     return { speculative: settings.speculative === 1 };
   }
 

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EngineStatus } from '../api/types';
 import { Backend } from '../backend/backend';
 import { appRoot } from '../backend/engine/engine';
 import { dataPaths, Library } from '../backend/library';
@@ -114,13 +115,28 @@ describe('backend', () => {
   it('gives the same answer with speculative decoding on, off and automatic', async () => {
     const doc = (await backend.request('documents.list', {})).find((d) => d.sourcePath === bookPath)!;
     const answers: string[] = [];
+    const statuses: EngineStatus[] = [];
+    const off = backend.onEvent((e) => {
+      if (e.type === 'engine') statuses.push(e.status);
+    });
     for (const mode of [0, 1, 2]) {
       await backend.request('settings.set', { key: 'speculative', value: mode });
       const r = await backend.request('ask', { requestId: `spec${mode}`, question: 'What did the keeper feed?', docIds: [doc.id], maxTokens: 24 });
       answers.push(r.answer);
+      expect(r.nTokens).toBeGreaterThan(0);
+      expect(r.tokensPerSecond).toBeGreaterThan(0);
+      const speculative = mode === 1 || (mode === 2 && backend.engine.speculativeMeasurement!.faster);
+      if (speculative) expect(r.tokensPerForward).toBeGreaterThanOrEqual(1);
+      else expect(r.tokensPerForward).toBeNull();
     }
+    off();
     expect(new Set(answers).size).toBe(1);
     expect(typeof (await backend.engine.speculativeHelps())).toBe('boolean');
+    // The automatic setting's measurement reaches the clients (the settings dialog shows it).
+    const measured = backend.engine.speculativeMeasurement;
+    expect(measured).not.toBeNull();
+    expect(statuses.some((s) => s.model?.speculative?.plainTokensPerSecond === measured!.plainTokensPerSecond)).toBe(true);
+    expect((await backend.request('engine.status', {})).model!.speculative).toEqual(measured);
   });
 
   it('rejects bad payloads with INVALID_REQUEST', async () => {

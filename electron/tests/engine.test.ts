@@ -1,4 +1,5 @@
-// The engine's measurement of speculative decoding: it decodes as answers do, and only once.
+// The engine's measurement of speculative decoding: it decodes as answers do, once per thread count,
+// and the model description carries its result.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ANSWER_REPETITION, Engine } from '../backend/engine/engine';
 import { testModelPath } from './helpers';
@@ -32,7 +33,22 @@ describe('engine', () => {
         expect(o?.maxTokens).toBeGreaterThanOrEqual(64);
       }
       expect(await engine.speculativeHelps()).toBe(helps);
-      expect(seen.length).toBe(6);  // measured once per engine
+      expect(seen.length).toBe(6);  // measured once per thread count
+
+      const measured = engine.speculativeMeasurement!;
+      expect(measured.plainTokensPerSecond).toBeGreaterThan(0);
+      expect(measured.speculativeTokensPerSecond).toBeGreaterThan(0);
+      expect(measured.faster).toBe(helps);
+      expect(measured.faster).toBe(measured.speculativeTokensPerSecond > 1.05 * measured.plainTokensPerSecond);
+      expect(engine.describe().speculative).toEqual(measured);
+
+      // Another thread count can change the outcome: it is measured again.
+      engine.setThreads(2);
+      expect(engine.speculativeMeasurement).toBeNull();
+      expect(engine.describe().speculative).toBeNull();
+      await engine.speculativeHelps();
+      expect(seen.length).toBe(12);
+      expect(engine.speculativeMeasurement).not.toBeNull();
     } finally {
       engine.model.generate = generate;
     }

@@ -2,7 +2,7 @@
 // ingest job holds it for one stretch between snapshots, so questions are answered in between.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ModelDescription } from '../../api/types';
+import type { ModelDescription, SpeculativeMeasurement } from '../../api/types';
 import type * as Native from '../../../native/index';
 
 type NativeModule = typeof Native;
@@ -100,20 +100,22 @@ export class Engine {
       fingerprint: info.fingerprint,
       backend: 'cpu',
       threads: info.nThreads,
+      speculative: this.speculativeMeasured,
     };
   }
 
-  private speculativeFaster: Promise<boolean> | null = null;
+  private speculativeProbe: Promise<SpeculativeMeasurement | null> | null = null;
+  private speculativeMeasured: SpeculativeMeasurement | null = null;
 
   /**
    * Whether speculative decoding is faster than plain decoding with this model on this machine,
-   * for text decoded as answers are (greedy, with their repetition penalty): measured once, a
-   * greedy continuation each way three times in turn, best of three (the output is the same).
-   * Small models on a CPU gain little, and with the penalty often nothing; large ones gain.
+   * for text decoded as answers are (greedy, with their repetition penalty): measured once per
+   * thread count, a greedy continuation each way three times in turn, best of three (the output is
+   * the same). Small models on a CPU gain little, and with the penalty often nothing; large ones gain.
    */
-  speculativeHelps(): Promise<boolean> {
-    if (this.model.info.nPredictHeads < 2) return Promise.resolve(false);
-    this.speculativeFaster ??= this.lock.run(async () => {
+  async speculativeHelps(): Promise<boolean> {
+    if (this.model.info.nPredictHeads < 2) return false;
+    this.speculativeProbe ??= this.lock.run(async () => {
       const prompt = this.model.tokenizeSync(
         'The reader opened the book at the first chapter and began to read about the harbor, the ships ' +
         'that came in with the tide, and the keeper of the lighthouse who wrote down every one of them.');
@@ -131,9 +133,27 @@ export class Engine {
         plain = Math.max(plain, await rate(false));
         speculative = Math.max(speculative, await rate(true));
       }
-      return speculative > plain * 1.05;
-    }).catch(() => false);
-    return this.speculativeFaster;
+      const measured = { plainTokensPerSecond: plain, speculativeTokensPerSecond: speculative,
+        faster: speculative > plain * 1.05 };
+      return measured;
+    }).catch(() => null);
+    const probe = this.speculativeProbe;
+    const measured = await probe;
+    // A thread-count change while it ran asks for a new measurement; this one is then not kept.
+    if (this.speculativeProbe === probe) this.speculativeMeasured = measured;
+    return measured?.faster ?? false;
+  }
+
+  /** The last speculative-vs-plain measurement of speculativeHelps(), or null before one. */
+  get speculativeMeasurement(): SpeculativeMeasurement | null {
+    return this.speculativeMeasured;
+  }
+
+  /** Worker threads (0: all); speculative decoding's gain depends on them, so it is measured anew. */
+  setThreads(threads: number): void {
+    this.model.setThreads(threads > 0 ? threads : 0);
+    this.speculativeProbe = null;
+    this.speculativeMeasured = null;
   }
 
   close(): void {

@@ -1,8 +1,11 @@
 // Settings: the model's info card and the backend settings (threads, snapshot interval,
-// answer length, temperature). Each field is saved when it changes.
+// answer length, temperature, speculative decoding with what its automatic setting measured). Each
+// field is saved when it changes.
 import { useEffect, useRef, useState } from 'react';
 import type { Settings } from '../../../electron/api/requests';
+import type { SpeculativeMeasurement } from '../../../electron/api/types';
 import { client } from '../api/current';
+import { formatRate } from '../lib/format';
 import { useEngine, type SettingKey } from '../stores/engine';
 import { useUi } from '../stores/ui';
 import { ModelCard } from './ModelCard';
@@ -51,9 +54,20 @@ function SettingField({ spec, value }: { spec: FieldSpec; value: number }) {
   );
 }
 
+/** What the automatic setting measured on this machine, or when it will measure. */
+export function speculativeMeasurementText(measured: SpeculativeMeasurement | null): string {
+  if (!measured) return 'Automatic measures both ways once, before the first answer or summary.';
+  const ratio = measured.speculativeTokensPerSecond / measured.plainTokensPerSecond;
+  const speeds = `${formatRate(measured.speculativeTokensPerSecond)} speculative, ${formatRate(measured.plainTokensPerSecond)} plain`;
+  return measured.faster
+    ? `Measured on this machine: ${speeds} (${ratio.toFixed(2)}×), so answers and summaries use it.`
+    : `Measured on this machine: ${speeds} (${ratio.toFixed(2)}×), so answers and summaries decode plainly.`;
+}
+
 function SpeculativeField({ mode }: { mode: number }) {
   const save = useEngine((s) => s.saveSetting);
   const error = useEngine((s) => s.settingErrors.speculative);
+  const measured = useEngine((s) => s.status?.model?.speculative ?? null);
   return (
     <div className="field">
       <label htmlFor="setting-speculative">Speculative decoding</label>
@@ -66,6 +80,7 @@ function SpeculativeField({ mode }: { mode: number }) {
       <p id="setting-speculative-hint" className="hint">
         The model&apos;s extra prediction heads draft several words at once and one pass checks them. Answers are the
         same either way; it is faster when the heads often agree with the model.
+        {mode === 2 && <> {speculativeMeasurementText(measured)}</>}
       </p>
       {error && <p className="error-text" role="alert">{error}</p>}
     </div>

@@ -31,17 +31,20 @@ describe('chat store', () => {
     expect(thread.requestId).toBe(requestId);
     expect(thread.messages.map((m) => [m.role, m.text, m.state])).toEqual([
       ['user', 'Where is the key?', 'done'], ['assistant', 'Under the stair [1]', 'streaming']]);
-    finish({ requestId, conversationId: 'c1', answer: 'Under the stair [1].', citations: [citation], stopReason: 'eos', tokensPerSecond: 5, firstTokenMs: 10 });
+    finish({ requestId, conversationId: 'c1', answer: 'Under the stair [1].', citations: [citation], stopReason: 'max_tokens',
+      nTokens: 7, tokensPerSecond: 5, tokensPerForward: 2.5, firstTokenMs: 10 });
     await done;
     thread = useChat.getState().threads.doc1;
     expect(thread.requestId).toBeNull();
     expect(thread.conversationId).toBe('c1');
-    expect(thread.messages[1]).toMatchObject({ text: 'Under the stair [1].', citations: [citation], state: 'done' });
+    expect(thread.messages[1]).toMatchObject({ text: 'Under the stair [1].', citations: [citation], state: 'done',
+      stats: { nTokens: 7, tokensPerSecond: 5, tokensPerForward: 2.5, cutShort: true } });
     expect(fake.calls.find((c) => c.method === 'ask')!.params).toMatchObject({ question: 'Where is the key?', docIds: ['doc1'] });
   });
 
   it('continues the conversation it is in', async () => {
-    fake.handle('ask', (p) => ({ requestId: p.requestId, conversationId: 'c1', answer: 'ok', citations: [], stopReason: 'eos', tokensPerSecond: 1, firstTokenMs: 1 }));
+    fake.handle('ask', (p) => ({ requestId: p.requestId, conversationId: 'c1', answer: 'ok', citations: [], stopReason: 'eos', nTokens: 1,
+      tokensPerSecond: 1, tokensPerForward: null, firstTokenMs: 1 }));
     await useChat.getState().ask('doc1', 'first');
     await useChat.getState().ask('doc1', 'second');
     const asks = fake.calls.filter((c) => c.method === 'ask').map((c) => c.params as { conversationId?: string });
@@ -74,7 +77,8 @@ describe('chat store', () => {
   });
 
   it('asks a collection as a whole, without a per-document history', async () => {
-    fake.handle('ask', (p) => ({ requestId: p.requestId, conversationId: 'c9', answer: 'ok', citations: [], stopReason: 'eos', tokensPerSecond: 1, firstTokenMs: 1 }));
+    fake.handle('ask', (p) => ({ requestId: p.requestId, conversationId: 'c9', answer: 'ok', citations: [], stopReason: 'eos', nTokens: 1,
+      tokensPerSecond: 1, tokensPerForward: null, firstTokenMs: 1 }));
     const key = subjectKey({ collectionId: 'col1' });
     await useChat.getState().loadHistory(key);
     await useChat.getState().ask(key, 'across the shelf?');

@@ -7,6 +7,16 @@ import { client } from '../api/current';
 import { describeError, isCancellation } from '../lib/errors';
 import { newRequestId } from '../lib/ids';
 
+/** How an answer was decoded (answers from the history have none). */
+export interface AnswerStats {
+  nTokens: number;
+  tokensPerSecond: number;
+  /** Tokens per forward pass with speculative decoding; null for plain decoding. */
+  tokensPerForward: number | null;
+  /** It stopped at the longest-answer setting, not where the model ended it. */
+  cutShort: boolean;
+}
+
 export interface ChatMessage {
   id: string;
   role: 'user' | 'assistant';
@@ -14,6 +24,7 @@ export interface ChatMessage {
   citations: Citation[];
   state: 'done' | 'streaming' | 'stopped' | 'error';
   error?: string;
+  stats?: AnswerStats;
 }
 
 export interface ChatThread {
@@ -126,7 +137,9 @@ export const useChat = create<ChatState>()((set, get) => {
       set((s) => ({ streams: { ...s.streams, [requestId]: docId } }));
       try {
         const result = await client().call('ask', { requestId, question: text, ...askTarget(docId), ...(conversationId ? { conversationId } : {}) });
-        updateMessage(docId, answerId, { text: result.answer, citations: result.citations, state: 'done' });
+        updateMessage(docId, answerId, { text: result.answer, citations: result.citations, state: 'done',
+          stats: { nTokens: result.nTokens, tokensPerSecond: result.tokensPerSecond, tokensPerForward: result.tokensPerForward,
+            cutShort: result.stopReason === 'max_tokens' } });
         update(docId, () => ({ conversationId: result.conversationId }));
         if (!docId.startsWith(COLLECTION)) void refreshList(docId).catch(() => undefined);
       } catch (error) {

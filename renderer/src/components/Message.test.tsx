@@ -1,0 +1,40 @@
+import { render, screen } from '@testing-library/react';
+import { describe, expect, it } from 'vitest';
+import type { ChatMessage } from '../stores/chat';
+import { answerStatsText, Message } from './Message';
+import { speculativeMeasurementText } from './SettingsDialog';
+
+const answer = (change: Partial<ChatMessage>): ChatMessage =>
+  ({ id: 'm1', role: 'assistant', text: 'Under the stair.', citations: [], state: 'done', ...change });
+
+describe('how an answer was decoded', () => {
+  it('a fresh answer says its length and speed, and the tokens per pass of speculative decoding', () => {
+    render(<ul><Message message={answer({ stats: { nTokens: 120, tokensPerSecond: 9870, tokensPerForward: 2.44, cutShort: false } })} /></ul>);
+    expect(screen.getByText('120 tokens at 9.9k tokens/s, 2.4 per model pass (speculative decoding).')).toBeTruthy();
+  });
+
+  it('plain decoding (or no accepted draft) has no per-pass figure; an answer at the length limit says it may be cut short', () => {
+    const text = answerStatsText({ nTokens: 1, tokensPerSecond: 800, tokensPerForward: null, cutShort: true });
+    expect(text).toBe('1 token at 800 tokens/s. The answer reached the longest-answer setting and may be cut short.');
+    // Speculative decoding on, but every step was a plain one: nothing to report about it.
+    expect(answerStatsText({ nTokens: 5, tokensPerSecond: 800, tokensPerForward: 1.0, cutShort: false })).toBe('5 tokens at 800 tokens/s.');
+  });
+
+  it('answers from the history and unfinished ones show no figures', () => {
+    const { container } = render(<ul>
+      <Message message={answer({})} />
+      <Message message={answer({ id: 'm2', state: 'streaming', stats: { nTokens: 3, tokensPerSecond: 9, tokensPerForward: null, cutShort: false } })} />
+    </ul>);
+    expect(container.querySelector('.answer-stats')).toBeNull();
+  });
+});
+
+describe('the automatic speculative setting', () => {
+  it('says what it measured and what answers therefore use', () => {
+    expect(speculativeMeasurementText(null)).toContain('before the first answer');
+    expect(speculativeMeasurementText({ plainTokensPerSecond: 1000, speculativeTokensPerSecond: 2300, faster: true }))
+      .toBe('Measured on this machine: 2.3k tokens/s speculative, 1.0k tokens/s plain (2.30×), so answers and summaries use it.');
+    expect(speculativeMeasurementText({ plainTokensPerSecond: 12000, speculativeTokensPerSecond: 11400, faster: false }))
+      .toBe('Measured on this machine: 11k tokens/s speculative, 12k tokens/s plain (0.95×), so answers and summaries decode plainly.');
+  });
+});
