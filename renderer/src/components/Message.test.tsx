@@ -31,10 +31,11 @@ describe('how an answer was decoded', () => {
 
 describe('the automatic speculative setting', () => {
   it('says what it measured and what answers therefore use', () => {
-    expect(speculativeMeasurementText(null)).toContain('before the first answer');
-    expect(speculativeMeasurementText({ plainTokensPerSecond: 1000, speculativeTokensPerSecond: 2300, faster: true }))
+    expect(speculativeMeasurementText(null, 4)).toContain('before the first answer');
+    expect(speculativeMeasurementText(null, 1)).toBe('This model has no extra prediction heads, so it always decodes plainly.');
+    expect(speculativeMeasurementText({ plainTokensPerSecond: 1000, speculativeTokensPerSecond: 2300, faster: true }, 4))
       .toBe('Measured on this machine: 2.3k tokens/s speculative, 1.0k tokens/s plain (2.30×), so answers and summaries use it.');
-    expect(speculativeMeasurementText({ plainTokensPerSecond: 12000, speculativeTokensPerSecond: 11400, faster: false }))
+    expect(speculativeMeasurementText({ plainTokensPerSecond: 12000, speculativeTokensPerSecond: 11400, faster: false }, 4))
       .toBe('Measured on this machine: 11k tokens/s speculative, 12k tokens/s plain (0.95×), so answers and summaries decode plainly.');
   });
 });

@@ -55,7 +55,8 @@ function SettingField({ spec, value }: { spec: FieldSpec; value: number }) {
 }
 
 /** What the automatic setting measured on this machine, or when it will measure. */
-export function speculativeMeasurementText(measured: SpeculativeMeasurement | null): string {
+export function speculativeMeasurementText(measured: SpeculativeMeasurement | null, predictionHeads: number): string {
+  if (predictionHeads < 2) return 'This model has no extra prediction heads, so it always decodes plainly.';
   if (!measured) return 'Automatic measures both ways once, before the first answer or summary.';
   const ratio = measured.speculativeTokensPerSecond / measured.plainTokensPerSecond;
   const speeds = `${formatRate(measured.speculativeTokensPerSecond)} speculative, ${formatRate(measured.plainTokensPerSecond)} plain`;
@@ -68,6 +69,7 @@ function SpeculativeField({ mode }: { mode: number }) {
   const save = useEngine((s) => s.saveSetting);
   const error = useEngine((s) => s.settingErrors.speculative);
   const measured = useEngine((s) => s.status?.model?.speculative ?? null);
+  const heads = useEngine((s) => s.status?.model?.predictionHeads ?? 0);
   return (
     <div className="field">
       <label htmlFor="setting-speculative">Speculative decoding</label>
@@ -80,7 +82,7 @@ function SpeculativeField({ mode }: { mode: number }) {
       <p id="setting-speculative-hint" className="hint">
         The model&apos;s extra prediction heads draft several words at once and one pass checks them. Answers are the
         same either way; it is faster when the heads often agree with the model.
-        {mode === 2 && <> {speculativeMeasurementText(measured)}</>}
+        {mode === 2 && heads > 0 && <> {speculativeMeasurementText(measured, heads)}</>}
       </p>
       {error && <p className="error-text" role="alert">{error}</p>}
     </div>
