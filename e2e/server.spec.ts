@@ -170,8 +170,8 @@ test('settings show the model and change a setting', async ({ request }) => {
   const dialog = page.getByRole('dialog', { name: 'Settings' });
   await expect(dialog.getByRole('region', { name: 'Model' })).toContainText('Parameters');
   await expect(dialog.getByRole('region', { name: 'Model' })).toContainText('State size');
-  // The automatic speculative setting measured itself before the first answer and says the outcome.
-  await expect(dialog.getByText(/Measured on this machine: .* so answers and summaries (use it|decode plainly)\./)).toBeVisible();
+  // The automatic speculative setting says what it has measured on the answers and summaries so far.
+  await expect(dialog.getByText(/(still measuring|Measured) on your answers and summaries.* tokens\/s (speculative|plain) \(\d+ runs?\)/)).toBeVisible();
   const interval = dialog.getByRole('spinbutton', { name: 'Snapshot interval (tokens)' });
   await interval.fill('8192');
   await interval.press('Enter');

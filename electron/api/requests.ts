@@ -60,7 +60,7 @@ export interface Settings {
   threads: number;            // 0 = all cores
   maxAnswerTokens: number;
   temperature: number;        // 0 = greedy
-  speculative: number;        // drafting with the multi-token heads (same answers): 0 off, 1 on, 2 when measured faster
+  speculative: number;        // drafting with the multi-token heads (same answers): 0 off, 1 on, 2 when it measured faster on the answers
 }
 
 export interface ResultTypes {

@@ -129,15 +129,20 @@ export interface ModelDescription {
   fingerprint: string;
   backend: 'cpu';
   threads: number;
-  /** Decode speed each way as answers decode, measured before the first answer under "automatic". */
+  /** How fast answers and summaries decoded each way; null for a model without extra heads. */
   speculative: SpeculativeMeasurement | null;
 }
 
 export interface SpeculativeMeasurement {
-  plainTokensPerSecond: number;
-  speculativeTokensPerSecond: number;
-  /** Whether answers and summaries use speculative decoding under the automatic setting. */
-  faster: boolean;
+  /** Decode tokens/s over the timed runs of each way (null before one). */
+  plainTokensPerSecond: number | null;
+  plainRuns: number;
+  speculativeTokensPerSecond: number | null;
+  speculativeRuns: number;
+  /** Whether the automatic setting uses speculative decoding; null while it still alternates to measure. */
+  faster: boolean | null;
+  /** Once settled, one automatic decode in this many takes the other way. */
+  exploreEvery: number;
 }
 
 export interface EngineStatus {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { AnswerResult, Citation } from '../api/types';
 import { ApiError } from '../api/requests';
 import { ANSWER_REPETITION, type Engine, type State } from './engine/engine';
+import type { SpeculativeSetting } from './engine/speculative-choice';
 import { locationOf } from './citations';
 import { dataPaths, type Library } from './library';
 import type { StoredTexts } from './texts';
@@ -17,7 +18,7 @@ export interface AskRequest {
   conversationId?: string;
   maxTokens: number;
   temperature: number;
-  speculative: boolean;
+  speculative: SpeculativeSetting;
   signal: AbortSignal;
   onToken: (text: string) => void;
 }
@@ -117,11 +118,10 @@ export async function ask(library: Library, engine: Engine, texts: StoredTexts, 
   const result = await engine.lock.run(async () => {
     const state = await startingState(library, engine, req.docIds, citations[0]?.docId, conversation!.statePath);
     try {
-      const generation = engine.model.generate(state, {
+      const generation = engine.generate(state, {
         prompt, maxTokens: req.maxTokens, temperature: req.temperature, ...ANSWER_REPETITION,
-        speculative: req.speculative,
         stop: ['\nQuestion:', '\nPassages:', '\n\n\n'], stopAtEos: true, signal: req.signal,
-      });
+      }, req.speculative);
       for await (const { text } of generation) {
         if (firstTokenMs === null) firstTokenMs = Date.now() - started;
         const clean = printable(text);

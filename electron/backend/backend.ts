@@ -8,6 +8,7 @@ import { ApiError, parseRequest, type Method, type RequestParams, type ResultTyp
 import type { BackendEvent, DocumentDetail, DocumentInfo, EngineStatus, IngestProgress } from '../api/types';
 import { ask } from './ask';
 import { Engine } from './engine/engine';
+import { speculativeSetting } from './engine/speculative-choice';
 import { ingestDocument } from './ingest';
 import { Library } from './library';
 import { cachedSummary, summarize } from './summarize';
@@ -360,17 +361,6 @@ export class Backend {
     });
   }
 
-  /** Speculative decoding per the setting: off, on, or when it measured faster with this model. */
-  private async decoding(settings: Settings): Promise<{ speculative: boolean }> {
-    if (settings.speculative === 2) {
-      const measuredBefore = this.engine.speculativeMeasurement;
-      const speculative = await this.engine.speculativeHelps();
-      if (this.engine.speculativeMeasurement !== measuredBefore) this.emitStatus();  // the settings show it
-      return { speculative };
-    }
-    return { speculative: settings.speculative === 1 };
-  }
-
   private ask(p: RequestParams<'ask'>) {
     let docIds = p.docIds ?? [];
     if (p.collectionId) docIds = this.library.listDocuments().filter((d) => d.collectionId === p.collectionId).map((d) => d.id);
@@ -381,7 +371,7 @@ export class Backend {
     if (!docIds.length) throw new ApiError('INVALID_REQUEST', 'ask: give docIds, a collectionId or a conversationId');
     const settings = this.settings();
     return this.track(p.requestId, async (signal) => ask(this.library, this.engine, this.texts, {
-      ...(await this.decoding(settings)),
+      speculative: speculativeSetting(settings.speculative),
       requestId: p.requestId, question: p.question, docIds, conversationId: p.conversationId,
       maxTokens: p.maxTokens ?? settings.maxAnswerTokens, temperature: settings.temperature,
       signal,
@@ -392,7 +382,7 @@ export class Backend {
   private summarize(p: RequestParams<'summarize'>) {
     const settings = this.settings();
     return this.track(p.requestId, async (signal) => summarize(this.library, this.engine, {
-      ...(await this.decoding(settings)),
+      speculative: speculativeSetting(settings.speculative),
       requestId: p.requestId, docId: p.docId, regenerate: p.regenerate ?? false, maxSections: p.maxSections ?? 200,
       temperature: settings.temperature, signal,
       onToken: (sectionIdx, text) => this.emit({ type: 'summary-token', requestId: p.requestId, sectionIdx, text }),

@@ -5,6 +5,7 @@
 import type { KeyPassage, SectionSummary, SummaryResult } from '../api/types';
 import { ApiError } from '../api/requests';
 import { ANSWER_REPETITION, type Engine, type State } from './engine/engine';
+import type { SpeculativeSetting } from './engine/speculative-choice';
 import { chapterLevel } from './ingest';
 import type { Library } from './library';
 
@@ -14,7 +15,7 @@ export interface SummarizeRequest {
   regenerate: boolean;
   maxSections: number;
   temperature: number;
-  speculative: boolean;
+  speculative: SpeculativeSetting;
   signal: AbortSignal;
   onToken: (sectionIdx: number, text: string) => void;
   onSection: (summary: SectionSummary) => void;
@@ -81,12 +82,12 @@ function evenSample<T>(items: T[], count: number): T[] {
 }
 
 async function continueText(engine: Engine, state: State, prompt: string, maxTokens: number,
-                            req: { temperature: number; speculative: boolean; signal: AbortSignal },
+                            req: { temperature: number; speculative: SpeculativeSetting; signal: AbortSignal },
                             onToken: (t: string) => void): Promise<string> {
   let text = '';
   const { temperature, speculative, signal } = req;
-  const generation = engine.model.generate(state, { prompt, maxTokens, temperature, speculative, ...ANSWER_REPETITION,
-    stop: ['\n\n', '\nSummary'], stopAtEos: true, signal });
+  const generation = engine.generate(state, { prompt, maxTokens, temperature, ...ANSWER_REPETITION,
+    stop: ['\n\n', '\nSummary'], stopAtEos: true, signal }, speculative);
   for await (const piece of generation) {
     text += piece.text;
     onToken(piece.text);

@@ -4,11 +4,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { ModelDescription, SpeculativeMeasurement } from '../../api/types';
 import type * as Native from '../../../native/index';
+import { SpeculativeChooser, type SpeculativeSetting } from './speculative-choice';
 
 type NativeModule = typeof Native;
 export type Model = Native.Model;
 export type State = Native.State;
 export type Generation = Native.Generation;
+type GenerateOptions = NonNullable<Parameters<Model['generate']>[1]>;
 
 /** The repository (or packaged app) root: the folder holding native/index.js. */
 export function appRoot(): string {
@@ -35,8 +37,8 @@ export function defaultModelPath(): string {
 
 /**
  * The repetition penalty of answers and summaries: a small model loops easily, and a firm penalty
- * keeps its text readable. The speculative-decoding probe decodes with it too, since the penalty
- * changes which drafts are accepted.
+ * keeps its text readable. It also changes which drafts are accepted, which is why the automatic
+ * speculative setting measures the answers themselves.
  */
 export const ANSWER_REPETITION = { repeatPenalty: 1.3, repeatLastN: 128 } as const;
 
@@ -100,60 +102,37 @@ export class Engine {
       fingerprint: info.fingerprint,
       backend: 'cpu',
       threads: info.nThreads,
-      speculative: this.speculativeMeasured,
+      speculative: info.nPredictHeads >= 2 ? this.chooser.measurement() : null,
     };
   }
 
-  private speculativeProbe: Promise<SpeculativeMeasurement | null> | null = null;
-  private speculativeMeasured: SpeculativeMeasurement | null = null;
+  private chooser = new SpeculativeChooser();
 
   /**
-   * Whether speculative decoding is faster than plain decoding with this model on this machine,
-   * for text decoded as answers are (greedy, with their repetition penalty): measured once per
-   * thread count, a greedy continuation each way three times in turn, best of three (the output is
-   * the same). Small models on a CPU gain little, and with the penalty often nothing; large ones gain.
+   * A generation with speculative decoding per the setting: off, on, or automatic (the chooser
+   * decides from how fast earlier answers and summaries decoded each way). Every finished
+   * generation's speed is recorded for the automatic choice.
    */
-  async speculativeHelps(): Promise<boolean> {
-    if (this.model.info.nPredictHeads < 2) return false;
-    this.speculativeProbe ??= this.lock.run(async () => {
-      const prompt = this.model.tokenizeSync(
-        'The reader opened the book at the first chapter and began to read about the harbor, the ships ' +
-        'that came in with the tide, and the keeper of the lighthouse who wrote down every one of them.');
-      const rate = async (speculative: boolean) => {
-        const state = this.model.createState();
-        try {
-          const options = { prompt, maxTokens: 128, temperature: 0, stopAtEos: false, speculative, ...ANSWER_REPETITION };
-          return (await this.model.generate(state, options).result).tokensPerSecond;
-        } finally {
-          state.close();
-        }
-      };
-      let plain = 0, speculative = 0;
-      for (let i = 0; i < 3; i++) {
-        plain = Math.max(plain, await rate(false));
-        speculative = Math.max(speculative, await rate(true));
-      }
-      const measured = { plainTokensPerSecond: plain, speculativeTokensPerSecond: speculative,
-        faster: speculative > plain * 1.05 };
-      return measured;
-    }).catch(() => null);
-    const probe = this.speculativeProbe;
-    const measured = await probe;
-    // A thread-count change while it ran asks for a new measurement; this one is then not kept.
-    if (this.speculativeProbe === probe) this.speculativeMeasured = measured;
-    return measured?.faster ?? false;
+  generate(state: State, options: Omit<GenerateOptions, 'speculative'>, setting: SpeculativeSetting): Generation {
+    const heads = this.model.info.nPredictHeads >= 2;
+    const speculative = heads && (setting === 1 || (setting === 2 && this.chooser.choose()));
+    const chooser = this.chooser;
+    const generation = this.model.generate(state, { ...options, speculative });
+    generation.result.then((r) => {
+      if (heads && r.stopReason !== 'cancelled') chooser.record(speculative, r.nTokens, r.generateSeconds);
+    }, () => undefined);
+    return generation;
   }
 
-  /** The last speculative-vs-plain measurement of speculativeHelps(), or null before one. */
-  get speculativeMeasurement(): SpeculativeMeasurement | null {
-    return this.speculativeMeasured;
+  /** How fast answers and summaries decoded each way with this thread count. */
+  get speculativeMeasurement(): SpeculativeMeasurement {
+    return this.chooser.measurement();
   }
 
   /** Worker threads (0: all); speculative decoding's gain depends on them, so it is measured anew. */
   setThreads(threads: number): void {
     this.model.setThreads(threads > 0 ? threads : 0);
-    this.speculativeProbe = null;
-    this.speculativeMeasured = null;
+    this.chooser = new SpeculativeChooser();
   }
 
   close(): void {

@@ -54,15 +54,19 @@ function SettingField({ spec, value }: { spec: FieldSpec; value: number }) {
   );
 }
 
-/** What the automatic setting measured on this machine, or when it will measure. */
+/** What the automatic setting has measured on this machine's answers and summaries, and what it does. */
 export function speculativeMeasurementText(measured: SpeculativeMeasurement | null, predictionHeads: number): string {
-  if (predictionHeads < 2) return 'This model has no extra prediction heads, so it always decodes plainly.';
-  if (!measured) return 'Automatic measures both ways once, before the first answer or summary.';
-  const ratio = measured.speculativeTokensPerSecond / measured.plainTokensPerSecond;
-  const speeds = `${formatRate(measured.speculativeTokensPerSecond)} speculative, ${formatRate(measured.plainTokensPerSecond)} plain`;
-  return measured.faster
-    ? `Measured on this machine: ${speeds} (${ratio.toFixed(2)}×), so answers and summaries use it.`
-    : `Measured on this machine: ${speeds} (${ratio.toFixed(2)}×), so answers and summaries decode plainly.`;
+  if (predictionHeads < 2 || !measured) return 'This model has no extra prediction heads, so it always decodes plainly.';
+  const way = (rate: number | null, runs: number, name: string) =>
+    rate === null ? `no ${name} decode yet` : `${formatRate(rate)} ${name} (${runs} ${runs === 1 ? 'run' : 'runs'})`;
+  const speeds = `${way(measured.speculativeTokensPerSecond, measured.speculativeRuns, 'speculative')}, ` +
+    `${way(measured.plainTokensPerSecond, measured.plainRuns, 'plain')}`;
+  if (measured.faster === null) {
+    return `Automatic is still measuring on your answers and summaries, alternating between the two ways: ${speeds}.`;
+  }
+  const ratio = measured.speculativeTokensPerSecond! / measured.plainTokensPerSecond!;
+  return `Measured on your answers and summaries: ${speeds}, ${ratio.toFixed(2)}×, so they ` +
+    `${measured.faster ? 'use it' : 'decode plainly'} (one in ${measured.exploreEvery} tries the other way to keep this current).`;
 }
 
 function SpeculativeField({ mode }: { mode: number }) {
