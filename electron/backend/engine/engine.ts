@@ -116,7 +116,7 @@ export class Engine {
   generate(state: State, options: Omit<GenerateOptions, 'speculative'>, setting: SpeculativeSetting): Generation {
     const heads = this.model.info.nPredictHeads >= 2;
     const speculative = heads && (setting === 1 || (setting === 2 && this.chooser.choose()));
-    const chooser = this.chooser;
+    const chooser = this.chooser;  // a thread-count change while it runs starts a new measurement without it
     const generation = this.model.generate(state, { ...options, speculative });
     generation.result.then((r) => {
       if (heads && r.stopReason !== 'cancelled') chooser.record(speculative, r.nTokens, r.generateSeconds);
