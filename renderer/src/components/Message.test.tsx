@@ -33,21 +33,21 @@ describe('the automatic speculative setting', () => {
   const base = { plainTokensPerSecond: null, plainRuns: 0, speculativeTokensPerSecond: null, speculativeRuns: 0, faster: null, exploreEvery: 8 };
 
   it('says it is still measuring, with what it has so far', () => {
-    expect(speculativeMeasurementText(base, 4)).toBe('Automatic is still measuring on your answers and summaries, alternating ' +
+    expect(speculativeMeasurementText(base)).toBe('Automatic is still measuring on your answers and summaries, alternating ' +
       'between the two ways: no speculative decode yet, no plain decode yet.');
-    expect(speculativeMeasurementText({ ...base, speculativeTokensPerSecond: 2300, speculativeRuns: 1 }, 4))
+    expect(speculativeMeasurementText({ ...base, speculativeTokensPerSecond: 2300, speculativeRuns: 1 }))
       .toContain('2.3k tokens/s speculative (1 run), no plain decode yet.');
   });
 
   it('once settled, says what it measured and what answers therefore use', () => {
     expect(speculativeMeasurementText({ ...base, plainTokensPerSecond: 1000, plainRuns: 3, speculativeTokensPerSecond: 2300,
-      speculativeRuns: 4, faster: true }, 4)).toBe('Measured on your answers and summaries: 2.3k tokens/s speculative (4 runs), ' +
+      speculativeRuns: 4, faster: true })).toBe('Measured on your answers and summaries: 2.3k tokens/s speculative (4 runs), ' +
       '1.0k tokens/s plain (3 runs), 2.30×, so they use it (one in 8 tries the other way to keep this current).');
     expect(speculativeMeasurementText({ ...base, plainTokensPerSecond: 12000, plainRuns: 5, speculativeTokensPerSecond: 11400,
-      speculativeRuns: 3, faster: false }, 4)).toContain('0.95×, so they decode plainly');
+      speculativeRuns: 3, faster: false })).toContain('0.95×, so they decode plainly');
   });
 
   it('a model without extra heads always decodes plainly', () => {
-    expect(speculativeMeasurementText(null, 1)).toBe('This model has no extra prediction heads, so it always decodes plainly.');
+    expect(speculativeMeasurementText(null)).toBe('This model has no extra prediction heads, so it always decodes plainly.');
   });
 });

@@ -55,8 +55,9 @@ function SettingField({ spec, value }: { spec: FieldSpec; value: number }) {
 }
 
 /** What the automatic setting has measured on this machine's answers and summaries, and what it does. */
-export function speculativeMeasurementText(measured: SpeculativeMeasurement | null, predictionHeads: number): string {
-  if (predictionHeads < 2 || !measured) return 'This model has no extra prediction heads, so it always decodes plainly.';
+export function speculativeMeasurementText(measured: SpeculativeMeasurement | null): string {
+  // The backend measures only models with extra heads.
+  if (!measured) return 'This model has no extra prediction heads, so it always decodes plainly.';
   const way = (rate: number | null, runs: number, name: string) =>
     rate === null ? `no ${name} decode yet` : `${formatRate(rate)} ${name} (${runs} ${runs === 1 ? 'run' : 'runs'})`;
   const speeds = `${way(measured.speculativeTokensPerSecond, measured.speculativeRuns, 'speculative')}, ` +
@@ -72,8 +73,7 @@ export function speculativeMeasurementText(measured: SpeculativeMeasurement | nu
 function SpeculativeField({ mode }: { mode: number }) {
   const save = useEngine((s) => s.saveSetting);
   const error = useEngine((s) => s.settingErrors.speculative);
-  const measured = useEngine((s) => s.status?.model?.speculative ?? null);
-  const heads = useEngine((s) => s.status?.model?.predictionHeads ?? 0);
+  const model = useEngine((s) => s.status?.model);
   return (
     <div className="field">
       <label htmlFor="setting-speculative">Speculative decoding</label>
@@ -86,7 +86,7 @@ function SpeculativeField({ mode }: { mode: number }) {
       <p id="setting-speculative-hint" className="hint">
         The model&apos;s extra prediction heads draft several words at once and one pass checks them. Answers are the
         same either way; it is faster when the heads often agree with the model.
-        {mode === 2 && heads > 0 && <> {speculativeMeasurementText(measured, heads)}</>}
+        {mode === 2 && model && <> {speculativeMeasurementText(model.speculative)}</>}
       </p>
       {error && <p className="error-text" role="alert">{error}</p>}
     </div>

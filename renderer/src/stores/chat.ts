@@ -2,17 +2,13 @@
 // backend, the question being answered with its streamed text, stop. A stopped answer keeps
 // what had arrived (the backend does not store it). Threads are keyed by `subjectKey`.
 import { create } from 'zustand';
-import type { Citation, ConversationInfo } from '../../../electron/api/types';
+import type { AnswerResult, Citation, ConversationInfo } from '../../../electron/api/types';
 import { client } from '../api/current';
 import { describeError, isCancellation } from '../lib/errors';
 import { newRequestId } from '../lib/ids';
 
 /** How an answer was decoded (answers from the history have none). */
-export interface AnswerStats {
-  nTokens: number;
-  tokensPerSecond: number;
-  /** Tokens per forward pass with speculative decoding; null for plain decoding. */
-  tokensPerForward: number | null;
+export interface AnswerStats extends Pick<AnswerResult, 'nTokens' | 'tokensPerSecond' | 'tokensPerForward'> {
   /** It stopped at the longest-answer setting, not where the model ended it. */
   cutShort: boolean;
 }
